@@ -6,6 +6,7 @@ against each. Raw parameterised SQL over the driver: no ORM writes onto the froz
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -298,10 +299,8 @@ class SqliteEventRepository:
         self._stop.set()
         if self._checkpointer is not None:
             self._checkpointer.join(timeout=5)
-        try:
+        with contextlib.suppress(sqlite3.Error):  # another process may hold it; the WAL waits for the next one
             self.checkpoint("TRUNCATE")
-        except sqlite3.Error:
-            pass  # another process may hold the database; WAL stays for the next checkpoint
         with self._lock:
             for conn in self._connections:
                 conn.close()
