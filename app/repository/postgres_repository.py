@@ -32,12 +32,16 @@ from app.repository.events_repository import (
     StatsQuery,
     classify_existing,
 )
+from app.repository.group_commit import StorageUnavailable
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 
 
-class DatabaseUnavailable(ConnectionError):
-    """PostgreSQL cannot be reached (down, restarting, network cut): nothing of the call was stored."""
+class DatabaseUnavailable(StorageUnavailable):
+    """PostgreSQL cannot be reached (down, restarting, network cut): nothing of the call was stored.
+
+    A StorageUnavailable, so reads as well as writes answer 503 with Retry-After while it lasts.
+    """
 
 
 _COLUMNS = 'event_id, user_id, action, source, "timestamp", received_at, sent_at, metadata_text'
@@ -95,7 +99,11 @@ def _where(f: EventFilter, after: Cursor | None = None) -> tuple[str, list[Any]]
     params: list[Any] = []
     for column in ("user_id", "action", "source"):
         value = getattr(f, column)
-        if value is not None:
+        if value is None:
+            continue
+        if "\x00" in value:
+            clauses.append("FALSE")  # text columns cannot hold NUL, so nothing matches (and no DataError)
+        else:
             clauses.append(f"{column} = %s")
             params.append(value)
     if f.since is not None:

@@ -11,13 +11,13 @@ from typing import Any
 
 import psycopg
 import pytest
-from postgres_testing import fresh_schema, url_with_schema
-from tcp_proxy import TcpProxy
 
 from app.database.postgres import MIGRATIONS, SCHEMA_VERSION, migrate
 from app.models import UserActionEvent
-from app.repository.events_repository import AddStatus
+from app.repository.events_repository import AddStatus, EventFilter, EventQuery, StatsQuery
 from app.repository.postgres_repository import DatabaseUnavailable, PostgresEventRepository
+from tests.support.postgres import fresh_schema, url_with_schema
+from tests.support.tcp_proxy import TcpProxy
 
 
 @pytest.fixture
@@ -123,9 +123,7 @@ def test_indexes_serve_the_query_api(url: str, sql: str, index: str) -> None:
 
 
 @pytest.mark.parametrize("sql", ["UPDATE events SET action = 'x'", "DELETE FROM events", "TRUNCATE events"])
-def test_the_database_refuses_to_change_or_remove_events(
-    repo: PostgresEventRepository, url: str, sql: str
-) -> None:
+def test_the_database_refuses_to_change_or_remove_events(repo: PostgresEventRepository, url: str, sql: str) -> None:
     event = make_event()
     repo.add([event])
     refused = pytest.raises(psycopg.errors.IntegrityConstraintViolation, match="immutable")
@@ -194,3 +192,10 @@ def test_start_up_waits_for_the_database_then_gives_up_clearly() -> None:
     proxy.cut()  # the port is known and nothing answers on it
     with pytest.raises(DatabaseUnavailable, match="start-up"):
         PostgresEventRepository(f"postgresql://postgres@127.0.0.1:{port}/test", startup_timeout_s=1.0)
+
+
+def test_a_filter_holding_nul_matches_nothing_instead_of_failing(repo: PostgresEventRepository) -> None:
+    repo.add([make_event(user_id="u")])
+    nul_filter = EventFilter(user_id="u\x00", action="click")
+    assert repo.query(EventQuery(nul_filter)).items == []
+    assert repo.stats(StatsQuery(nul_filter)).total == 0
