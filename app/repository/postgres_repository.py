@@ -52,8 +52,8 @@ _INSERT = (
     'INSERT INTO events (event_id, user_id, action, source, "timestamp", received_at, sent_at,'
     " metadata, metadata_text)"
     " SELECT e, u, a, s, t, r, st, COALESCE(mj, m)::jsonb, m"
-    " FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[],"
-    " %s::timestamptz[], %s::timestamptz[], %s::timestamptz[], %s::text[], %s::text[])"
+    " FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::text[],"
+    " %b::timestamptz[], %b::timestamptz[], %b::timestamptz[], %b::text[], %b::text[])"
     " AS x(e, u, a, s, t, r, st, m, mj)"
     " ORDER BY e"
     " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
