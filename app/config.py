@@ -38,3 +38,7 @@ class Settings(BaseSettings):
         default=None, description="If set (JSON list), only these sources get their own metric label value."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    postgres_pool_max_size: int = Field(default=8, ge=1, description="PostgreSQL connections per process, at most.")
+    postgres_acquire_timeout_s: float = Field(
+        default=2.0, gt=0, description="Wait for a PostgreSQL connection this long, then answer 503."
+    )

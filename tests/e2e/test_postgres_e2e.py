@@ -161,7 +161,10 @@ def test_database_outage_gives_503_then_recovers_losing_no_acknowledged_event(
 ) -> None:
     schema = database_url.rsplit("%3D", 1)[1]
     proxy = TcpProxy("127.0.0.1", 5432).start()
-    service = start_server(url_with_schema(schema, f"postgresql://postgres@127.0.0.1:{proxy.port}/test"))
+    service = start_server(
+        url_with_schema(schema, f"postgresql://postgres@127.0.0.1:{proxy.port}/test"),
+        env={"TELEMETRY_POSTGRES_ACQUIRE_TIMEOUT_S": "0.5"},
+    )
     acknowledged: set[str] = set()
     unavailable: list[httpx.Response] = []
     lock = threading.Lock()
@@ -212,6 +215,8 @@ def test_database_outage_gives_503_then_recovers_losing_no_acknowledged_event(
     first = unavailable[0]
     assert first.headers["content-type"] == "application/problem+json"
     assert int(first.headers["retry-after"]) >= 1
+    # The connection wait is the setting's, not the default 2 s.
+    assert any("after 0.50 sec" in r.json()["detail"] for r in unavailable), unavailable[0].text
     ids = {str(i) for i in stored_ids(database_url)}
     assert acknowledged <= ids  # nothing acknowledged is lost
     # A refused request may still have committed (the connection died after COMMIT was sent); its
