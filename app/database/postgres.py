@@ -62,10 +62,11 @@ def migrate(conn: psycopg.Connection[tuple[object, ...]]) -> int:
     """Bring the schema to SCHEMA_VERSION; safe to call from several processes at once."""
     with conn.transaction():
         conn.execute(_MIGRATION_LOCK_SQL)
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_version ("
-            " version integer PRIMARY KEY, applied_at timestamptz NOT NULL)"
-        )
+        # Checked, not CREATE ... IF NOT EXISTS: a role without CREATE on the schema (SELECT and INSERT
+        # only) can then start against a database that is already up to date.
+        found = conn.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
+        if not (found and found[0]):
+            conn.execute("CREATE TABLE schema_version (version integer PRIMARY KEY, applied_at timestamptz NOT NULL)")
         row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
         current = int(row[0]) if row else 0  # type: ignore[call-overload]
         if current > SCHEMA_VERSION:

@@ -199,3 +199,27 @@ def test_a_filter_holding_nul_matches_nothing_instead_of_failing(repo: PostgresE
     nul_filter = EventFilter(user_id="u\x00", action="click")
     assert repo.query(EventQuery(nul_filter)).items == []
     assert repo.stats(StatsQuery(nul_filter)).total == 0
+
+
+def test_a_role_with_only_select_and_insert_can_run_the_service_once_migrated(url: str) -> None:
+    schema = url.rsplit("%3D", 1)[1]
+    role = f"ingest_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        migrate(conn)
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+        conn.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
+        conn.execute(f'GRANT SELECT, INSERT ON events TO "{role}"')
+        conn.execute(f'GRANT SELECT ON schema_version TO "{role}"')
+    try:
+        repo = PostgresEventRepository(url.replace("postgres@", f"{role}@", 1))
+        try:
+            repo.check_writable()
+            event = make_event()
+            assert repo.add([event])[0].status is AddStatus.ACCEPTED
+            assert repo.get(event.event_id) == event
+        finally:
+            repo.close()
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP OWNED BY "{role}"')
+            conn.execute(f'DROP ROLE "{role}"')
