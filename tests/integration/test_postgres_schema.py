@@ -223,3 +223,33 @@ def test_a_role_with_only_select_and_insert_can_run_the_service_once_migrated(ur
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f'DROP OWNED BY "{role}"')
             conn.execute(f'DROP ROLE "{role}"')
+
+
+def test_a_read_only_database_is_not_ready(url: str) -> None:
+    with psycopg.connect(url) as conn:
+        migrate(conn)
+    read_only = url + "%20-cdefault_transaction_read_only%3Don"  # appended to the options parameter
+    repo = PostgresEventRepository(read_only, startup_timeout_s=1.0)
+    try:
+        with pytest.raises(DatabaseUnavailable, match="read-only"):
+            repo.check_writable()
+    finally:
+        repo.close()
+
+
+def test_the_session_time_zone_changes_nothing(url: str) -> None:
+    """Buckets are UTC hours and days, and reads come back in UTC, whatever the server's TimeZone."""
+    far_east = url + "%20-cTimeZone%3DAsia/Kolkata"  # UTC+05:30: local hours and days start elsewhere
+    repo = PostgresEventRepository(far_east)
+    try:
+        moment = datetime(2026, 3, 1, 23, 45, tzinfo=UTC)
+        event = make_event(timestamp=moment)
+        repo.add([event])
+        stored = repo.get(event.event_id)
+        assert stored is not None
+        assert stored.timestamp == moment
+        assert stored.timestamp.tzinfo is UTC
+        assert repo.stats(StatsQuery(bucket="hour")).by_bucket == [(moment.replace(minute=0), 1)]
+        assert repo.stats(StatsQuery(bucket="day")).by_bucket == [(moment.replace(hour=0, minute=0), 1)]
+    finally:
+        repo.close()
