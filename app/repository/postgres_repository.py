@@ -10,9 +10,9 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -35,6 +35,7 @@ from app.repository.events_repository import (
 from app.repository.group_commit import StorageUnavailable
 
 Connection = psycopg.Connection[tuple[Any, ...]]
+T = TypeVar("T")
 
 
 class DatabaseUnavailable(StorageUnavailable):
@@ -74,7 +75,7 @@ def _jsonb_text(text: str, metadata: Any) -> str | None:
 def _without_nul(value: Any) -> Any:
     if isinstance(value, str):
         return value.replace("\x00", "\ufffd")
-    if isinstance(value, dict) or hasattr(value, "items"):
+    if isinstance(value, Mapping):
         return {_without_nul(k): _without_nul(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_without_nul(v) for v in value]
@@ -156,7 +157,7 @@ class PostgresEventRepository:
             self._down_until = time.monotonic() + _FAIL_FAST_S
         return DatabaseUnavailable(f"PostgreSQL unreachable: {type(exc).__name__}: {exc}".strip())
 
-    def _run(self, work: Any) -> Any:
+    def _run(self, work: Callable[[Connection], T]) -> T:
         """work(conn) in one transaction on a pooled connection; a lost connection -> DatabaseUnavailable."""
         self._fail_fast()
         try:
