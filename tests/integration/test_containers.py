@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from monitoring_support import REPO, find_tool
+from tests.support.monitoring import REPO, find_tool
 
 DOCKERFILE = REPO / "Dockerfile"
 COMPOSE = REPO / "docker-compose.yml"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from monitoring_support import (
+from tests.support.monitoring import (
     DASHBOARD,
     DATASOURCES,
     MONITORING,

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MONITORING = REPO / "monitoring"
 RULE_FILES = sorted((MONITORING / "rules").glob("*.yml"))
 DASHBOARD = MONITORING / "grafana" / "dashboards" / "telemetry.json"
