@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from tests.support.monitoring import REPO, find_tool
 
 DOCKERFILE = REPO / "Dockerfile"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from tests.support.monitoring import (
     DASHBOARD,
     DATASOURCES,
