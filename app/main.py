@@ -14,6 +14,7 @@ from app.api.problems import install_problem_handlers
 from app.config import Settings
 from app.logging_config import configure_logging, get_logger
 from app.observability.metrics import PrometheusMetrics
+from app.observability.tracing import install_tracing
 from app.repository import open_repository
 from app.repository.group_commit import GroupCommitWriter
 from app.services.event_service import EventService
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events.router)
     app.include_router(operations.router)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, log=log)
+    install_tracing(app, settings, metrics)  # outermost middleware: its span encloses the request's logs
     return app
 
 

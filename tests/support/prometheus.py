@@ -20,7 +20,9 @@ T = TypeVar("T")
 class PrometheusProcess:
     """`prometheus` with a 1 s scrape and evaluation interval, the repo's rule files, one scrape target."""
 
-    def __init__(self, binary: str, workdir: Path, target: str, job: str = "telemetry-api") -> None:
+    def __init__(
+        self, binary: str, workdir: Path, target: str, job: str = "telemetry-api", extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         config = {
@@ -40,6 +42,7 @@ class PrometheusProcess:
                 f"--storage.tsdb.path={workdir / 'data'}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--log.level=warn",
+                *extra_args,
             ],
             stdout=self._log,
             stderr=subprocess.STDOUT,
