@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 import yaml
 
-MONITORING = Path(__file__).resolve().parents[2] / "monitoring"
-RULE_FILES = sorted((MONITORING / "rules").glob("*.yml"))
+from tests.support.monitoring import MONITORING, RULE_FILES, find_tool, rules
+
 RULE_TESTS = sorted((MONITORING / "tests").glob("*.yml"))
 
 
 def _promtool() -> str:
-    path = shutil.which("promtool")
+    path = find_tool("promtool")
     if path is None:
         pytest.skip("promtool not on PATH (Debian package prometheus, listed in .ci/apt-packages.txt)")
     return path
@@ -27,11 +27,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _alerting_rules() -> list[dict[str, Any]]:
-    rules: list[dict[str, Any]] = []
-    for path in RULE_FILES:
-        for group in yaml.safe_load(path.read_text())["groups"]:
-            rules.extend(rule for rule in group["rules"] if "alert" in rule)
-    return rules
+    return [rule for rule in rules() if "alert" in rule]
 
 
 def test_rule_and_test_files_exist() -> None:
