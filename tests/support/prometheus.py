@@ -11,25 +11,31 @@ from typing import Any, TypeVar
 import httpx
 import yaml
 
-from tests.support.monitoring import RULE_FILES
+from tests.support.monitoring import MONITORING
 from tests.support.server import free_port
 
 T = TypeVar("T")
 
 
-class PrometheusProcess:
-    """`prometheus` with a 1 s scrape and evaluation interval, the repo's rule files, one scrape target."""
+def config_for_test(api_target: str, own_port: int) -> dict[str, Any]:
+    """The repo's monitoring/prometheus.yml with the test's addresses, 1 s intervals and absolute rule paths."""
+    config: dict[str, Any] = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
+    config["global"].update({"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"})
+    config["rule_files"] = [str(MONITORING / pattern) for pattern in config["rule_files"]]
+    targets = {"api:8000": api_target, "localhost:9090": f"127.0.0.1:{own_port}"}
+    for job in config["scrape_configs"]:
+        for static in job["static_configs"]:
+            static["targets"] = [targets[target] for target in static["targets"]]
+    return config
 
-    def __init__(
-        self, binary: str, workdir: Path, target: str, job: str = "telemetry-api", extra_args: tuple[str, ...] = ()
-    ) -> None:
+
+class PrometheusProcess:
+    """`prometheus` run on the repo's config (see config_for_test) against the test's service."""
+
+    def __init__(self, binary: str, workdir: Path, target: str, extra_args: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        config = {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "1s"},
-            "rule_files": [str(path) for path in RULE_FILES],
-            "scrape_configs": [{"job_name": job, "static_configs": [{"targets": [target]}]}],
-        }
+        config = config_for_test(target, self.port)
         workdir.mkdir(parents=True, exist_ok=True)
         config_path = workdir / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config))
