@@ -92,3 +92,12 @@ def test_docs_pages_load_their_assets_from_the_service_only(server: ServerProces
         assert response.status_code == 200, url
     assert "http://" not in html.replace("window.location", "")
     assert "https://" not in html
+
+
+def test_docs_assets_are_a_fixed_set_counted_under_their_own_route(server: ServerProcess) -> None:
+    assert server.client.get("/docs-assets/swagger-ui.css").headers["content-type"].startswith("text/css")
+    missing = server.client.get("/docs-assets/..%2Fcore.py")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    metrics = server.client.get("/metrics").text
+    assert 'route="/docs-assets/{name}",status="200"' in metrics
