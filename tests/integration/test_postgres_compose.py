@@ -4,10 +4,7 @@ real tools: the Compose specification schema, the Compose v2 CLI and promtool. N
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,14 +12,10 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.monitoring import MONITORING, REPO, find_tool
+
 COMPOSE = REPO / "docker-compose.postgres.yml"
-PROMETHEUS = REPO / "monitoring" / "prometheus-postgres.yml"
-
-
-def find_tool(name: str) -> str | None:
-    """On PATH or beside this interpreter (pip-installed tools live in the venv's bin)."""
-    return shutil.which(name, path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+PROMETHEUS = MONITORING / "prometheus-postgres.yml"
 
 
 def run(command: list[str]) -> subprocess.CompletedProcess[str]:
@@ -107,9 +100,7 @@ def test_prometheus_mounts_this_config_and_files_that_exist(config: dict[str, An
 
 
 def test_the_scrape_job_keeps_the_name_the_alert_rules_select_on() -> None:
-    main_config = REPO / "monitoring" / "prometheus.yml"
-    if not main_config.exists():
-        pytest.skip("monitoring/prometheus.yml (issue 4) not in this tree")
+    main_config = MONITORING / "prometheus.yml"
     names = {job["job_name"] for job in yaml.safe_load(main_config.read_text())["scrape_configs"]}
     assert "telemetry-api" in names
 
