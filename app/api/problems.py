@@ -35,6 +35,7 @@ class Problem(BaseModel):
     status: int
     detail: str
     instance: str | None = None
+    reason: str | None = Field(default=None, description="Why an event was refused (one of a fixed set)")
     errors: list[FieldError] | None = None
 
 
@@ -99,10 +100,20 @@ _DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
 
 
 def install_problem_handlers(app: FastAPI) -> None:
+    def count_rejection(request: Request, reason: str) -> None:
+        reject = getattr(request.app.state, "reject", None)
+        if reject is not None and request.method == "POST":  # a refused ingest request, not a bad query
+            reject(reason)
+
     async def on_validation(request: Request, exc: RequestValidationError) -> Response:
         errors = exc.errors()
-        if any(e.get("type") == "json_invalid" for e in errors):
-            return problem_response(400, "The request body is not valid JSON.", slug="malformed-json")
+        invalid_json = [e for e in errors if e.get("type") == "json_invalid"]
+        if invalid_json:
+            count_rejection(request, "malformed_json")
+            why = (invalid_json[0].get("ctx") or {}).get("error")
+            detail = f"The request body is not valid JSON: {why}." if why else "The request body is not valid JSON."
+            return problem_response(400, detail, slug="malformed-json")
+        count_rejection(request, "invalid")
         fields = field_errors(errors)
         detail = "; ".join(f"{f['field'] or 'request'}: {f['message']}" for f in fields[:5])
         return problem_response(422, f"Validation failed: {detail}", slug="validation-error", errors=fields)
@@ -122,6 +133,9 @@ def install_problem_handlers(app: FastAPI) -> None:
         extra: dict[str, Any] = {}
         if isinstance(exc, EventConflict):
             extra = {"event_id": str(exc.event_id), "conflicting_fields": list(exc.fields)}
+        elif isinstance(exc, InvalidEvent):  # already counted by the service, with its reason
+            error = {"field": exc.field or "", "message": str(exc), "type": exc.reason}
+            extra = {"reason": exc.reason, "errors": [error]}
         return problem_response(status, str(exc), slug=slug, headers=headers, **extra)
 
     app.add_exception_handler(RequestValidationError, on_validation)  # type: ignore[arg-type]

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess as prom_multiprocess
 
+from app.services.rejections import REJECTION_REASONS, known_reason
+
 OTHER = "other"
 UNMATCHED_ROUTE = "unmatched"
 
@@ -69,6 +71,8 @@ class PrometheusMetrics:
             "telemetry_user_actions", "User action events recorded", ["action", "source"], registry=r
         )
         self.rejected = Counter("telemetry_events_rejected", "Events refused, by reason", ["reason"], registry=r)
+        for reason in REJECTION_REASONS:  # every reason shows from the start, at 0: rate() works on the first one
+            self.rejected.labels(reason)
         self.duplicates = Counter(
             "telemetry_events_duplicate", "Events received again with the same event_id and payload", registry=r
         )
@@ -99,7 +103,7 @@ class PrometheusMetrics:
         self.user_actions.labels(self._action(action), self._source(source)).inc()
 
     def event_rejected(self, reason: str, count: int = 1) -> None:
-        self.rejected.labels(reason).inc(count)
+        self.rejected.labels(known_reason(reason)).inc(count)
 
     def event_duplicate(self) -> None:
         self.duplicates.inc()
