@@ -6,7 +6,7 @@ POST ingest routes), so a browser page can send events but never read them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,13 +23,21 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 class IngestCorsMiddleware:
-    def __init__(self, app: ASGIApp, *, origins: Iterable[str], paths: Iterable[str]) -> None:
+    def __init__(self, app: ASGIApp, *, origins: Iterable[str], paths: Callable[[], Iterable[str]]) -> None:
         self.app = app
         self.origins = frozenset(origins)
-        self.paths = frozenset(paths)
+        self._find_paths = paths
+        self._paths: frozenset[str] | None = None
+
+    @property
+    def paths(self) -> frozenset[str]:
+        # Found on the first request, when every router has been included.
+        if self._paths is None:
+            self._paths = frozenset(self._find_paths())
+        return self._paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.paths:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "OPTIONS") or scope["path"] not in self.paths:
             await self.app(scope, receive, send)
             return
         origin = _header(scope, b"origin")
@@ -38,7 +46,8 @@ class IngestCorsMiddleware:
         if preflight and allowed and _header(scope, b"access-control-request-method") == "POST":
             await self._preflight(send, str(origin))
             return
-        if not allowed:  # no CORS headers: the browser refuses (a refused preflight gets the route's 405)
+        if preflight or scope["method"] != "POST" or not allowed:
+            # No CORS headers: the browser refuses (a refused preflight gets the route's 405).
             await self.app(scope, receive, send)
             return
 

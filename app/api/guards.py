@@ -6,11 +6,10 @@ from datetime import timedelta
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 
 from app.api.body_limit import BodyLimitMiddleware
 from app.api.cors import IngestCorsMiddleware
-from app.api.security import AccessGuard, KeyRing, ScopeRequirement, TokenBucketLimiter
+from app.api.security import AccessGuard, KeyRing, TokenBucketLimiter
 from app.config import Settings
 from app.services.event_limits import EventLimits
 
@@ -26,13 +25,13 @@ def event_limits(settings: Settings) -> EventLimits:
 
 
 def ingest_paths(app: FastAPI) -> set[str]:
-    """Paths of the POST routes that need the ingest scope: the only ones CORS opens to browsers."""
+    """Paths of the POST routes that need the ingest scope (from the OpenAPI schema, which names each route's
+    scope): the only ones CORS opens to browsers."""
     paths = set()
-    for route in app.routes:
-        if isinstance(route, APIRoute) and "POST" in (route.methods or ()):
-            calls = [d.call for d in route.dependant.dependencies]
-            if any(isinstance(c, ScopeRequirement) and c.scope == "ingest" for c in calls):
-                paths.add(route.path)
+    for path, operations in app.openapi().get("paths", {}).items():
+        post = operations.get("post", {})
+        if any("ingest" in requirement.get("ApiKey", ()) for requirement in post.get("security", ())):
+            paths.add(path)
     return paths
 
 
@@ -79,4 +78,4 @@ def install_guards(app: FastAPI, settings: Settings, metrics: Any, log: Any) -> 
         on_reject=reject,
     )
     if settings.cors_origins:
-        app.add_middleware(IngestCorsMiddleware, origins=settings.cors_origins, paths=ingest_paths(app))
+        app.add_middleware(IngestCorsMiddleware, origins=settings.cors_origins, paths=lambda: ingest_paths(app))

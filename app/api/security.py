@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import inspect
 import math
 import threading
 import time
@@ -194,20 +195,28 @@ _bearer = HTTPBearer(
 
 
 class ScopeRequirement:
-    """FastAPI dependency: the caller's ApiKey if it has `scope`; else 401, 403 or 429 (problem+json)."""
+    """FastAPI dependency: the caller's ApiKey if it has `scope`; else 401, 403 or 429 (problem+json).
+
+    Its signature names the bearer scheme with the scope, so the OpenAPI schema shows which scope each
+    route needs (`security: [{"ApiKey": ["ingest"]}]`).
+    """
 
     def __init__(self, scope: Scope) -> None:
         self.scope: Scope = scope
+        credentials = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer, scopes=[scope])]
+        self.__signature__ = inspect.Signature(
+            [
+                inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
+                inspect.Parameter("credentials", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=credentials),
+            ],
+            return_annotation=ApiKey,
+        )
 
     async def run_before_body(self, request: Request) -> ApiKey:
         """Called by JsonRoute before the body is read; the dependency then reuses the result."""
         return authorize(request, bearer_token(request), self.scope)
 
-    async def __call__(
-        self,
-        request: Request,
-        _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
-    ) -> ApiKey:
+    async def __call__(self, request: Request, credentials: HTTPAuthorizationCredentials | None = None) -> ApiKey:
         done: ApiKey | None = getattr(request.state, "api_key", None)
         if done is not None and done.allows(self.scope):
             return done
