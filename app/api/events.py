@@ -135,11 +135,11 @@ def _uuid_or_none(value: Any) -> str | None:
 
 
 @router.get(
-    "/events/{event_id}",
+    "/events/{event_id:uuid}",  # not a UUID: no such resource (404); and GET /v1/events/batch is a 405
     response_model=EventOut,
     summary="Read one event",
     dependencies=READ,
-    responses={**ACCESS_PROBLEMS, **problem_responses(404, 422)},
+    responses={**ACCESS_PROBLEMS, **problem_responses(404)},
 )
 def get_event(event_id: UUID, service: ServiceDep) -> Response:
     return JsonBody(event_json(service.get_event(event_id)))

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from app.json_codec import dump_json
 from app.models import DomainError, InvalidEvent
@@ -99,6 +100,16 @@ _DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
 }
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on the request's path (asking each route, as the router does)."""
+    allowed = []
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     def count_rejection(request: Request, reason: str) -> None:
         reject = getattr(request.app.state, "reject", None)
@@ -120,9 +131,16 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        headers = dict(exc.headers or {})
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"No route for {request.url.path}"
-        return problem_response(exc.status_code, detail, headers=exc.headers)
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route on the path only; /v1/events has two routes.
+            allowed = allowed_methods(request)
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
+                detail = f"{request.method} is not allowed on {request.url.path}; allowed: {headers['Allow']}"
+        return problem_response(exc.status_code, detail, headers=headers)
 
     async def on_api_problem(request: Request, exc: ApiProblem) -> Response:
         return problem_response(exc.status, exc.detail, slug=exc.slug, headers=exc.headers, **exc.extra)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StrictStr
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
 from starlette.responses import Response
 
 from app.json_codec import dump_json
@@ -29,8 +30,18 @@ def _as_utc(moment: datetime) -> datetime:
         raise ValueError("the moment is out of range in UTC") from None
 
 
-# A timezone-aware moment that exists in UTC (stored and compared as UTC).
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_as_utc)]
+_ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_text(value: Any) -> Any:
+    # Pydantic would also take a number as Unix time ("until=0.5"): the schema says date-time text, so do we.
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATETIME.match(value)):
+        return value
+    raise ValueError("expected an ISO 8601 date-time text with a timezone, e.g. 2026-05-01T10:00:00Z")
+
+
+# A timezone-aware moment, given as ISO 8601 text, that exists in UTC (stored and compared as UTC).
+UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_as_utc)]
 
 
 class EventIn(BaseModel):
@@ -90,7 +101,9 @@ class BatchIn(BaseModel):
 
     events: list[Any] = Field(
         description="Events, each shaped like EventIn; each is validated on its own.",
-        json_schema_extra={"items": {"$ref": "#/components/schemas/EventIn"}},
+        # Each item is shaped like EventIn, but a malformed item is reported in its result, not refused with
+        # the whole batch: so the schema lets any item through (anyOf ..., {}) while naming the shape.
+        json_schema_extra={"items": {"anyOf": [{"$ref": "#/components/schemas/EventIn"}, {}]}},
     )
 
 

@@ -101,7 +101,8 @@ CORPUS: list[tuple[str, str, str, dict[str, str], bytes, int, str | None]] = [
     ("PUT", "/v1/events", "PUT", JSON, b"{}", 405, None),
     ("DELETE", "/v1/events/batch", "DELETE", {}, b"", 405, None),
     ("PATCH an event", "/v1/events/0190a3e4-5b6c-7d8e-9f00-112233445566", "PATCH", JSON, b"{}", 405, None),
-    ("GET the batch route", "/v1/events/batch", "GET", {}, b"", 422, None),
+    ("GET the batch route", "/v1/events/batch", "GET", {}, b"", 405, None),
+    ("GET an event by a non-UUID id", "/v1/events/..%2f..%2fetc%2fpasswd", "GET", {}, b"", 404, None),
     ("POST to a read route", "/v1/stats", "POST", JSON, b"{}", 405, None),
 ]  # fmt: skip
 
