@@ -272,3 +272,68 @@ def test_rejections_are_logged_once_without_the_payload(hostile_server: ServerPr
     assert lines[0]["reason"] == "nul_character"
     assert secret not in "\n".join(hostile_server.stdout)
     assert hostile_server.proc.poll() is None
+
+
+def test_limits_come_from_settings(start_server: StartServer) -> None:
+    server = start_server(
+        env={
+            "TELEMETRY_EVENT_MAX_BYTES": "400",
+            "TELEMETRY_METADATA_MAX_DEPTH": "2",
+            "TELEMETRY_METADATA_MAX_KEYS": "3",
+            "TELEMETRY_TIMESTAMP_MAX_FUTURE_S": "60",
+            "TELEMETRY_TIMESTAMP_MIN": "2020-01-01T00:00:00Z",
+        }
+    )
+    cases = [
+        ({"metadata": {"pad": "x" * 400}}, "event_too_large"),
+        ({"metadata": {"a": {"b": {}}}}, "metadata_too_deep"),
+        ({"metadata": {"a": 1, "b": 2, "c": {"d": 4}}}, "metadata_too_many_keys"),
+        ({"timestamp": "2019-12-31T23:59:59Z"}, "timestamp_too_old"),
+        ({"timestamp": "2999-01-01T00:00:00Z"}, "timestamp_in_future"),
+    ]
+    for change, reason in cases:
+        body = assert_problem(server.client.post("/v1/events", json={**VALID, **change}), 422)
+        assert body["reason"] == reason
+        assert body["errors"][0]["type"] == reason
+        assert rejected(server, reason) == 1
+    assert server.client.post("/v1/events", json={**VALID, "metadata": {"a": {"b": 1}, "c": 2}}).status_code == 201
+
+
+def test_sent_at_corrects_a_client_clock_that_runs_ahead_and_is_stored(hostile_server: ServerProcess) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    ahead = timedelta(days=3)  # the client's clock is three days fast
+    event = {**VALID, "user_id": "after-skewed-clock"}
+    event["timestamp"] = (now + ahead - timedelta(minutes=5)).isoformat()
+    event["sent_at"] = (now + ahead).isoformat()
+    created = hostile_server.client.post("/v1/events", json=event)
+    assert created.status_code == 201, created.text
+    stored = hostile_server.client.get(f"/v1/events/{created.json()['event_id']}").json()
+    assert stored["timestamp"].startswith((now + ahead - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M"))  # as sent
+    assert stored["sent_at"].startswith((now + ahead).strftime("%Y-%m-%dT%H:%M"))
+    # Without sent_at the same timestamp is three days in the future: refused.
+    del event["sent_at"]
+    body = assert_problem(hostile_server.client.post("/v1/events", json=event), 422)
+    assert body["reason"] == "timestamp_in_future"
+
+
+def test_batch_items_are_held_to_every_rule_one_by_one(hostile_server: ServerProcess) -> None:
+    items = [
+        {**VALID, "user_id": "after-batch-ok"},
+        {**VALID, "unknown": 1},
+        {**VALID, "metadata": metadata_depth(17)},
+        {**VALID, "metadata": {"k": "\x00"}},
+        {**VALID, "timestamp": 1700000000},
+        [VALID],
+    ]
+    before = rejected(hostile_server, "invalid")
+    response = hostile_server.client.post("/v1/events/batch", json={"events": items})
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == ["accepted"] + ["invalid"] * 5
+    assert [e["field"] for e in results[1]["errors"]] == ["unknown"]
+    assert results[2]["errors"][0]["type"] == "metadata_too_deep"
+    assert results[3]["errors"][0]["type"] == "nul_character"
+    assert [e["field"] for e in results[4]["errors"]] == ["timestamp"]  # a number is not a date-time
+    assert rejected(hostile_server, "invalid") == before + 3
