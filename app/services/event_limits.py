@@ -10,6 +10,7 @@ characters), which the OpenAPI schema can state.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,14 +32,16 @@ class EventLimits:
     earliest: datetime = datetime(2000, 1, 1, tzinfo=UTC)
 
 
-def _bad_text(value: str) -> str | None:
-    if "\x00" in value:
-        return "nul_character"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: no UTF-8 form, so no way to store it
-        return "invalid"
-    return None
+_NUL_OR_SURROGATE = re.compile("[\x00\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _bad_text(value: str, pattern: re.Pattern[str] = _NUL_OR_SURROGATE) -> str | None:
+    """None when the text is fine; else the reason: a NUL, or (unpaired surrogate, control) 'invalid'."""
+    if pattern.search(value) is None:
+        return None
+    # An unpaired surrogate has no UTF-8 form, so no way to be stored; a control character has no place in a name.
+    return "nul_character" if "\x00" in value else "invalid"
 
 
 def _check_names(event: UserActionEvent) -> None:
@@ -46,68 +49,87 @@ def _check_names(event: UserActionEvent) -> None:
         value: str = getattr(event, name)
         if not value:
             raise InvalidEvent(f"{name} must not be empty", field=name)
-        reason = _bad_text(value)
-        if reason is None and any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value):
-            reason = "invalid"
+        reason = _bad_text(value, _CONTROL)
         if reason:
             message = f"{name} holds a NUL, control or unpaired surrogate character"
             raise InvalidEvent(message, reason=reason, field=name)
 
 
 class _MetadataWalk:
-    """One pass over metadata: depth, key count, text and numbers. Stops at the first fault."""
+    """One pass over metadata: depth, key count, text and numbers. Stops at the first fault.
+
+    The path of the value being looked at is kept as a stack of keys and made into text only for an error.
+    """
 
     def __init__(self, limits: EventLimits) -> None:
         self.limits = limits
         self.keys = 0
+        self.trail: list[str] = ["metadata"]
 
-    def visit(self, value: Any, depth: int, path: str) -> None:
-        if isinstance(value, Mapping):
-            self._enter(depth, path)
-            self.keys += len(value)
-            if self.keys > self.limits.max_metadata_keys:
-                raise InvalidEvent(
-                    f"metadata has more than {self.limits.max_metadata_keys} keys in all",
-                    reason="metadata_too_many_keys",
-                    field="metadata",
-                )
-            for key, item in value.items():
-                if not isinstance(key, str):
-                    raise InvalidEvent("metadata keys must be strings", field=path)
-                self._text(key, f"{path}.{key}", "a key")
-                self.visit(item, depth + 1, f"{path}.{key}")
-        elif isinstance(value, list | tuple):
-            self._enter(depth, path)
+    @property
+    def path(self) -> str:
+        return ".".join(self.trail)
+
+    def visit(self, value: Any, depth: int) -> None:
+        kind = type(value)  # exact types first: JSON gives only these, and isinstance on ABCs is slow
+        if kind is str:
+            self._text(value, "a value")
+        elif kind is dict:
+            self._object(value, depth)
+        elif kind is list or kind is tuple:
+            self._enter(depth)
+            trail = self.trail
             for index, item in enumerate(value):
-                self.visit(item, depth + 1, f"{path}.{index}")
-        elif isinstance(value, str):
-            self._text(value, path, "a value")
-        elif isinstance(value, bool) or value is None:
+                trail.append(str(index))
+                self.visit(item, depth + 1)
+                trail.pop()
+        elif kind is bool or value is None:
             return
-        elif isinstance(value, int):
+        elif kind is int:
             if not INT_MIN <= value <= INT_MAX:
                 raise InvalidEvent(
-                    "integers must fit in 64 bits (-2**63 .. 2**64-1)", reason="number_out_of_range", field=path
+                    "integers must fit in 64 bits (-2**63 .. 2**64-1)", reason="number_out_of_range", field=self.path
                 )
-        elif isinstance(value, float):
+        elif kind is float:
             if not math.isfinite(value):
-                raise InvalidEvent("numbers must be finite", reason="number_out_of_range", field=path)
+                raise InvalidEvent("numbers must be finite", reason="number_out_of_range", field=self.path)
+        elif isinstance(value, Mapping):  # the event's read-only view of the top level
+            self._object(value, depth)
         else:
-            raise InvalidEvent(f"{type(value).__name__} is not a JSON value", field=path)
+            raise InvalidEvent(f"{kind.__name__} is not a JSON value", field=self.path)
 
-    def _enter(self, depth: int, path: str) -> None:
+    def _object(self, value: Mapping[Any, Any], depth: int) -> None:
+        self._enter(depth)
+        self.keys += len(value)
+        if self.keys > self.limits.max_metadata_keys:
+            raise InvalidEvent(
+                f"metadata has more than {self.limits.max_metadata_keys} keys in all",
+                reason="metadata_too_many_keys",
+                field="metadata",
+            )
+        trail = self.trail
+        for key, item in value.items():
+            if type(key) is not str:
+                raise InvalidEvent("metadata keys must be strings", field=self.path)
+            trail.append(key)
+            self._text(key, "a key")
+            self.visit(item, depth + 1)
+            trail.pop()
+
+    def _enter(self, depth: int) -> None:
         if depth > self.limits.max_metadata_depth:
             raise InvalidEvent(
                 f"metadata is nested deeper than {self.limits.max_metadata_depth} levels",
                 reason="metadata_too_deep",
-                field=path,
+                field=self.path,
             )
 
-    @staticmethod
-    def _text(value: str, path: str, what: str) -> None:
+    def _text(self, value: str, what: str) -> None:
         reason = _bad_text(value)
         if reason:
-            raise InvalidEvent(f"{what} holds a NUL or an unpaired surrogate character", reason=reason, field=path)
+            raise InvalidEvent(
+                f"{what} holds a NUL or an unpaired surrogate character", reason=reason, field=self.path
+            )
 
 
 def serialised_size(event: UserActionEvent) -> int:
@@ -132,7 +154,7 @@ def check_event(event: UserActionEvent, limits: EventLimits) -> None:
     """Raise InvalidEvent (with its reason and field) unless the event is within every limit."""
     _check_names(event)
     # Depth first (it bounds the recursion), then numbers and text, then the size of the whole.
-    _MetadataWalk(limits).visit(event.metadata, 1, "metadata")
+    _MetadataWalk(limits).visit(event.metadata, 1)
     size = serialised_size(event)
     if size > limits.max_event_bytes:
         raise InvalidEvent(
