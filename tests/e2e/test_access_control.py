@@ -47,7 +47,7 @@ def rejected(server: ServerProcess, reason: str, key: str = ADMIN_KEY) -> float:
         for sample in family.samples:
             if sample.name == "telemetry_events_rejected_total" and sample.labels["reason"] == reason:
                 return sample.value
-    raise AssertionError(reason)
+    return 0.0  # not refused yet for this reason
 
 
 @pytest.fixture

@@ -131,7 +131,7 @@ def rejected(server: ServerProcess, reason: str) -> float:
         for sample in family.samples:
             if sample.name == "telemetry_events_rejected_total" and sample.labels["reason"] == reason:
                 return sample.value
-    raise AssertionError(f"no rejection counter for {reason}")
+    return 0.0  # not refused yet for this reason
 
 
 def stored_user_ids(server: ServerProcess) -> list[str]:
