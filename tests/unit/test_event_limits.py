@@ -207,3 +207,14 @@ def test_service_batch_of_only_refusals_writes_nothing() -> None:
 
 def _everything() -> EventQuery:
     return EventQuery(EventFilter(), 1000, None)
+
+
+@pytest.mark.parametrize("sent_at", [None, NOW])
+def test_serialised_size_is_the_length_of_the_stored_json_form(sent_at: datetime | None) -> None:
+    from app.api.schemas import event_json
+    from app.json_codec import dump_json
+
+    checked = event(
+        user_id='ü"ser', action="a\\b", metadata={"k": [1, "é", {"x": None}], "big": INT_MAX}, sent_at=sent_at
+    )
+    assert serialised_size(checked) == len(dump_json(event_json(checked)).encode())
