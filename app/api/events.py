@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from app.api.problems import ApiProblem, field_errors, problem_responses
 from app.api.schemas import (
+    PLAIN_TEXT,
     BatchIn,
     BatchOut,
     EventIn,
@@ -146,9 +147,9 @@ def get_event(event_id: UUID, service: ServiceDep) -> Response:
 
 
 def event_filter(
-    user_id: Annotated[str | None, Query(max_length=256)] = None,
-    action: Annotated[str | None, Query(max_length=128)] = None,
-    source: Annotated[str | None, Query(max_length=128)] = None,
+    user_id: Annotated[str | None, Query(max_length=256, pattern=PLAIN_TEXT)] = None,
+    action: Annotated[str | None, Query(max_length=128, pattern=PLAIN_TEXT)] = None,
+    source: Annotated[str | None, Query(max_length=128, pattern=PLAIN_TEXT)] = None,
     since: Annotated[UtcDatetime | None, Query(description="Inclusive lower bound on timestamp")] = None,
     until: Annotated[UtcDatetime | None, Query(description="Exclusive upper bound on timestamp")] = None,
 ) -> EventFilter:

@@ -104,6 +104,9 @@ CORPUS: list[tuple[str, str, str, dict[str, str], bytes, int, str | None]] = [
     ("GET the batch route", "/v1/events/batch", "GET", {}, b"", 405, None),
     ("GET an event by a non-UUID id", "/v1/events/..%2f..%2fetc%2fpasswd", "GET", {}, b"", 404, None),
     ("POST to a read route", "/v1/stats", "POST", JSON, b"{}", 405, None),
+    ("NUL in a filter (PostgreSQL cannot take it)", "/v1/events?user_id=a%00b", "GET", {}, b"", 422, None),
+    ("control character in a filter", "/v1/stats?action=%1B%5B2J", "GET", {}, b"", 422, None),
+    ("a number as a date filter", "/v1/events?since=1700000000", "GET", {}, b"", 422, None),
 ]  # fmt: skip
 
 
