@@ -19,6 +19,7 @@ import psycopg
 import pytest
 
 from tests.e2e import test_api_e2e as api
+from tests.e2e import test_api_roundtrip_properties as roundtrip
 from tests.e2e.test_api_e2e import EVENT, assert_problem, metric_value
 from tests.support.postgres import fresh_schema, url_with_schema
 from tests.support.server import ServerProcess
@@ -81,6 +82,8 @@ test_logs_are_json_with_one_line_per_recorded_event_and_an_access_line = (
     api.test_logs_are_json_with_one_line_per_recorded_event_and_an_access_line
 )
 test_domain_metrics_count_actions_by_action_and_source = api.test_domain_metrics_count_actions_by_action_and_source
+# Property (hypothesis): any valid event sent over HTTP reads back unchanged, here from PostgreSQL.
+test_any_valid_event_reads_back_unchanged_over_http = roundtrip.test_any_valid_event_reads_back_unchanged_over_http
 
 
 def stored_ids(database_url: str) -> list[uuid.UUID]:
