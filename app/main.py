@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.api import events, operations
+from app.api.compat import posthog as posthog_compat
+from app.api.compat import segment as segment_compat
 from app.api.middleware import RequestContextMiddleware
 from app.api.problems import install_problem_handlers
 from app.config import Settings
@@ -59,6 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(events.router)
     app.include_router(operations.router)
+    app.include_router(segment_compat.router)
+    app.include_router(posthog_compat.router)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, log=log)
     return app
 

@@ -64,6 +64,12 @@ class EventDraft:
     sent_at: datetime | None = None
 
 
+def _resend_as_duplicate(result: AddResult) -> AddResult:
+    if result.status is AddStatus.CONFLICT and tuple(result.conflicting_fields) == ("sent_at",):
+        return AddResult(AddStatus.DUPLICATE, result.event)
+    return result
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -117,11 +123,20 @@ class EventService:
             raise EventConflict(event.event_id, result.conflicting_fields)
         return result
 
-    async def record_batch(self, drafts: Sequence[EventDraft]) -> list[AddResult]:
-        """Store valid events of a batch together; one result per draft, in order."""
+    async def record_batch(
+        self, drafts: Sequence[EventDraft], *, resend_may_change_sent_at: bool = False
+    ) -> list[AddResult]:
+        """Store valid events of a batch together; one result per draft, in order.
+
+        resend_may_change_sent_at: for SDKs that stamp a fresh sent_at on each retry of the same message
+        (Segment, PostHog), an event differing from the stored one only in sent_at is a DUPLICATE, not
+        a CONFLICT; the first delivery's sent_at stays.
+        """
         received_at = self._clock()
         events = [self.to_event(d, received_at) for d in drafts]
         results = await self._writer.append(events)
+        if resend_may_change_sent_at:
+            results = [_resend_as_duplicate(r) for r in results]
         for result in results:
             self._observe(result)
         return results
