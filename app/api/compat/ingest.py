@@ -45,9 +45,7 @@ class SdkProblem(ApiProblem):
         super().__init__(status, slug, detail, code=slug, message=detail, **extra)
 
 
-async def read_json_body(
-    request: Request, *, limit: int, too_large_status: int, encoding: str | None = None
-) -> Any:
+async def read_json_body(request: Request, *, limit: int, too_large_status: int, encoding: str | None = None) -> Any:
     """The body inflated (bounded) and parsed; each failure is a problem with its own status."""
     raw = await read_bytes(request, limit=limit, too_large_status=too_large_status, encoding=encoding)
     return parse_json(raw)

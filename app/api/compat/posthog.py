@@ -108,7 +108,7 @@ async def _capture(request: Request, service: ServiceDep, settings: SettingsDep)
     elif isinstance(body, dict) and "event" in body:
         events = [body]
     else:
-        raise SdkProblem(400, "invalid-body", "Send one event, an array of events, or {\"batch\": [...]}.")
+        raise SdkProblem(400, "invalid-body", 'Send one event, an array of events, or {"batch": [...]}.')
     check_ingest_key(request, _key(body, events, request))
     to_draft = partial(
         posthog_event_to_draft,

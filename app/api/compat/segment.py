@@ -31,9 +31,7 @@ _RESPONSES = problem_responses(400, 401, 403, 415, 503)
 
 
 async def _ingest(request: Request, service: ServiceDep, settings: SettingsDep, kind: str | None) -> Response:
-    body = await read_json_body(
-        request, limit=MAX_EVENT_BYTES if kind else MAX_BATCH_BYTES, too_large_status=400
-    )
+    body = await read_json_body(request, limit=MAX_EVENT_BYTES if kind else MAX_BATCH_BYTES, too_large_status=400)
     if not isinstance(body, dict):
         raise SdkProblem(400, "invalid-body", "The body must be a JSON object.")
     key = basic_auth_user(request.headers.get("authorization"))
