@@ -271,6 +271,12 @@ def test_segment_single_call_routes_store_and_acknowledge(server: ServerProcess)
     assert identify.json() == {"success": True, "accepted": 0, "duplicate": 0, "ignored": 1, "rejected": []}
     imported = server.client.post("/v1/import", json={"batch": [{**track, "type": "track"}]})
     assert imported.json()["duplicate"] == 1
+    # analytics.js: one letter per call type, text/plain bodies, the write key in each event
+    short = {**track, "writeKey": "wk"}
+    headers = {"content-type": "text/plain"}
+    assert server.client.post("/v1/t", content=json.dumps(short), headers=headers).json()["duplicate"] == 1
+    assert server.client.post("/v1/b", json={"batch": [{**short, "type": "track"}]}).json()["duplicate"] == 1
+    assert server.client.post("/v1/i", json={"userId": "user-7"}).json()["ignored"] == 1
 
     actions = sorted((e["user_id"], e["action"], e["source"]) for e in stored(server))
     assert actions == [

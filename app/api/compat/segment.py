@@ -1,6 +1,7 @@
 """Segment HTTP Tracking API (also what RudderStack's SDKs speak): point an SDK's host here, change nothing else.
 
-POST /v1/track, /v1/page, /v1/screen take one message; /v1/batch (and /v1/import) take {"batch": [...]}.
+POST /v1/track, /v1/page, /v1/screen take one message; /v1/batch (and /v1/import) take {"batch": [...]};
+analytics.js's short paths (/v1/t, /v1/p, /v1/s, /v1/i, /v1/g, /v1/a, /v1/b) are the same routes.
 /v1/identify, /v1/group, /v1/alias are answered with success and not recorded. The write key comes as the
 HTTP Basic user (empty password) or as `writeKey` in the body. Limits as Segment documents them: 32 KB an
 event, 500 KB a batch, a larger body is a 400. Unlike Segment, a refused message is never a bare 200: the
@@ -63,19 +64,22 @@ def _route(kind: str) -> Any:
     return endpoint
 
 
+# analytics.js (analytics-next) posts each call to the first letter of its type: /v1/t, /v1/p, ... and /v1/b.
 for _kind in ("track", "page", "screen", "identify", "group", "alias"):
     recorded = _kind in ("track", "page", "screen")
-    router.add_api_route(
-        f"/{_kind}",
-        _route(_kind),
-        methods=["POST"],
-        summary=f"Segment {_kind}" + ("" if recorded else " (acknowledged, not recorded)"),
-        openapi_extra=_BODY,
-        responses=_RESPONSES,
-    )
+    for _path, _how in ((f"/{_kind}", ""), (f"/{_kind[0]}", ", analytics.js short path")):
+        router.add_api_route(
+            _path,
+            _route(_kind),
+            methods=["POST"],
+            summary=f"Segment {_kind}" + ("" if recorded else " (acknowledged, not recorded)") + _how,
+            openapi_extra=_BODY,
+            responses=_RESPONSES,
+        )
 
 
 @router.post("/batch", summary="Segment batch", openapi_extra=_BODY, responses=_RESPONSES)
 @router.post("/import", summary="Segment import (alias of batch)", openapi_extra=_BODY, responses=_RESPONSES)
+@router.post("/b", summary="Segment batch, analytics.js short path", openapi_extra=_BODY, responses=_RESPONSES)
 async def segment_batch(request: Request, service: ServiceDep, settings: SettingsDep) -> Response:
     return await _ingest(request, service, settings, None)
