@@ -358,3 +358,13 @@ def test_posthog_decompression_bomb_is_413_and_lz64_is_415(server: ServerProcess
         server.client.post("/batch/", content=b"\x1f\x8bnot gzip", headers={"content-encoding": "gzip"}), 400
     )
     assert server.client.get("/healthz").status_code == 200
+
+
+def test_more_messages_than_batch_max_events_is_refused_whole(start_server: StartServer) -> None:
+    server = start_server(env={"TELEMETRY_BATCH_MAX_EVENTS": "3"})
+    segment_batch = {"batch": [{"type": "track", "userId": "u", "event": f"e{n}"} for n in range(4)]}
+    assert "the most is 3" in assert_problem(server.client.post("/v1/batch", json=segment_batch), 400)["detail"]
+    posthog_batch = {"batch": [{"event": f"e{n}", "distinct_id": "u"} for n in range(4)]}
+    assert_problem(server.client.post("/batch/", json=posthog_batch), 413)
+    assert server.client.post("/batch/", json={"batch": posthog_batch["batch"][:3]}).json()["accepted"] == 3
+    assert len(stored(server)) == 3

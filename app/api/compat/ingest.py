@@ -82,9 +82,18 @@ async def ingest_messages(
     *,
     id_field: str,
     max_event_bytes: int,
+    max_events: int,
+    too_many_status: int,
     sdk: str,
 ) -> IngestReport:
     """Map every message, store the mappable ones in one group commit, report each refusal by index."""
+    if len(messages) > max_events:
+        service.reject("batch_too_large", len(messages), sdk=sdk)
+        raise SdkProblem(
+            too_many_status,
+            "batch-too-large",
+            f"{len(messages)} messages in one request; the most is {max_events} (TELEMETRY_BATCH_MAX_EVENTS)",
+        )
     report = IngestReport(total=len(messages))
     drafts: list[EventDraft] = []
     positions: list[int] = []

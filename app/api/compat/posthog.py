@@ -58,7 +58,10 @@ async def _events_body(request: Request, limit: int) -> Any:
 
 def _form_data(request: Request, raw: bytes, limit: int) -> bytes:
     """posthog-js's form body: data=<base64 of the JSON, or of its gzip when compression=gzip-js>."""
-    form = parse_qs(raw.decode("latin-1"), max_num_fields=10)
+    try:
+        form = parse_qs(raw.decode("latin-1"), max_num_fields=10)
+    except ValueError as exc:
+        raise SdkProblem(400, "unreadable-body", "the form has more fields than data and compression") from exc
     compression = _compression(request, form)
     _refuse_lz64(compression)
     # A '+' not percent-encoded reads as a space in a form; the URL-safe alphabet is accepted too.
@@ -117,7 +120,14 @@ async def _capture(request: Request, service: ServiceDep, settings: SettingsDep)
         source_override=settings.posthog_source,
     )
     report = await ingest_messages(
-        service, events, to_draft, id_field="uuid", max_event_bytes=MAX_EVENT_BYTES, sdk="posthog"
+        service,
+        events,
+        to_draft,
+        id_field="uuid",
+        max_event_bytes=MAX_EVENT_BYTES,
+        max_events=settings.batch_max_events,
+        too_many_status=413,
+        sdk="posthog",
     )
     return report_response(report, {"status": 1})
 

@@ -51,7 +51,14 @@ async def _ingest(request: Request, service: ServiceDep, settings: SettingsDep, 
         source_override=settings.segment_source,
     )
     report = await ingest_messages(
-        service, messages, to_draft, id_field="messageId", max_event_bytes=MAX_EVENT_BYTES, sdk="segment"
+        service,
+        messages,
+        to_draft,
+        id_field="messageId",
+        max_event_bytes=MAX_EVENT_BYTES,
+        max_events=settings.batch_max_events,
+        too_many_status=400,
+        sdk="segment",
     )
     return report_response(report, {"success": True})
 
