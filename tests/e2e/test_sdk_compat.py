@@ -215,11 +215,18 @@ def fill_write_queue(server: ServerProcess, lock_holder: Path, capacity: int) ->
         return {"user_id": "filler", "action": f"fill-{n}", "source": "test"}
 
     threading.Thread(target=post, args=("/v1/events", event(0)), daemon=True).start()
-    time.sleep(0.3)  # the writer thread takes it and waits for the lock
     batch = {"events": [event(n) for n in range(1, capacity + 1)]}
-    threading.Thread(target=post, args=("/v1/events/batch", batch), daemon=True).start()
-    wait_until(lambda: metric(server, "telemetry_write_queue_depth") == capacity)
-    return lock, answers
+    deadline = time.monotonic() + 15
+    while True:
+        # Until the writer thread has taken the first request (then waits for the lock), the batch finds no room.
+        time.sleep(0.1)
+        answers.clear()
+        threading.Thread(target=post, args=("/v1/events/batch", batch), daemon=True).start()
+        wait_until(lambda: bool(answers) or metric(server, "telemetry_write_queue_depth") == capacity)
+        if not answers:
+            return lock, answers
+        assert answers[0].status_code == 503, answers[0].text
+        assert time.monotonic() < deadline
 
 
 @pytest.mark.parametrize("sdk", ["segment", "posthog"])
@@ -245,7 +252,8 @@ def test_sdk_retries_a_503_from_a_full_write_queue_and_the_event_ends_stored(
     flushed = threading.Thread(target=client.flush, daemon=True)
     flushed.start()
     try:
-        wait_until(lambda: metric(server, "http_requests_total", status="503") >= 1)
+        route = "/v1/batch" if sdk == "segment" else "/batch/"
+        wait_until(lambda: metric(server, "http_requests_total", route=route, status="503") >= 1)
         assert stored(server, user_id="user-6") == []
     finally:
         lock.release()
@@ -258,6 +266,7 @@ def test_sdk_retries_a_503_from_a_full_write_queue_and_the_event_ends_stored(
     assert metric(server, "telemetry_write_queue_full_total") >= 1
     wait_until(lambda: len(fillers) == 2)
     assert sorted(r.status_code for r in fillers) == [200, 201]
+    assert len(stored(server, user_id="filler")) == capacity + 1
 
 
 def test_segment_single_call_routes_store_and_acknowledge(server: ServerProcess) -> None:
