@@ -77,11 +77,11 @@ def segment_message_to_draft(
         raise UnmappableMessage("a message must be a JSON object")
     kind = message.get("type", default_type)
     if default_type is not None and kind != default_type:
-        raise UnmappableMessage(f"type {kind!r} sent to the {default_type} endpoint")
+        raise UnmappableMessage(f"a message of another type sent to the {default_type} endpoint")
     if kind in SEGMENT_ACKNOWLEDGED_TYPES:
         return Acknowledged(str(kind))
     if kind not in SEGMENT_RECORDED_TYPES:
-        raise UnmappableMessage(f"unknown type {kind!r}; expected one of track, page, screen, identify, group, alias")
+        raise UnmappableMessage("unknown type; expected one of track, page, screen, identify, group, alias")
 
     user_id = _identity(message.get("userId")) or _identity(message.get("anonymousId"))
     if user_id is None:
@@ -213,7 +213,7 @@ def parse_client_time(field: str, value: Any) -> datetime | None:
             moment = moment.replace(tzinfo=UTC)
         return moment.astimezone(UTC)
     except (ValueError, OverflowError) as exc:
-        raise UnmappableMessage(f"{field} {value!r} is not an ISO-8601 date-time") from exc
+        raise UnmappableMessage(f"{field} is not an ISO-8601 date-time within years 1-9999") from exc
 
 
 def _identity(value: Any) -> str | None:

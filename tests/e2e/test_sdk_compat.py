@@ -377,3 +377,34 @@ def test_more_messages_than_batch_max_events_is_refused_whole(start_server: Star
     assert_problem(server.client.post("/batch/", json=posthog_batch), 413)
     assert server.client.post("/batch/", json={"batch": posthog_batch["batch"][:3]}).json()["accepted"] == 3
     assert len(stored(server)) == 3
+
+
+HOSTILE: list[tuple[str, Any]] = [
+    ("/v1/batch", []),
+    ("/v1/batch", {"batch": [1, "x", None, [], {"type": None}]}),
+    ("/v1/track", {"userId": {"a": 1}, "event": ["x"], "messageId": 10**40, "timestamp": 5}),
+    ("/v1/page", {"anonymousId": True, "properties": "nope", "context": "nope"}),
+    ("/v1/batch", {"batch": [{"type": "track", "userId": "u", "event": "e", "sentAt": []}], "sentAt": {}}),
+    (
+        "/v1/batch",
+        {"batch": [{"type": "track", "userId": "u", "event": "e", "timestamp": "0001-01-01T00:00:00+01:00"}]},
+    ),
+    ("/v1/track", {"userId": "u", "event": "e", "properties": {"big": 10**30, "deep": [[[[[]]]]]}}),
+    ("/batch/", "just a string"),
+    (
+        "/batch/",
+        {"batch": [{"event": 3}, {"event": "e", "distinct_id": {}}, {"event": "e", "distinct_id": "u", "offset": "1"}]},
+    ),
+    ("/capture/", {"event": "e", "distinct_id": "u", "properties": [], "uuid": ["x"]}),
+    ("/e/", [{"event": "e", "distinct_id": "u", "timestamp": "garbage", "sent_at": 7}]),
+    ("/i/v0/e/", {"event": "e", "distinct_id": "u", "offset": 1e300}),
+]
+
+
+def test_hostile_sdk_bodies_get_a_clear_4xx_or_2xx_never_5xx(server: ServerProcess) -> None:
+    for path, body in HOSTILE:
+        answer = server.client.post(path, content=json.dumps(body))
+        assert 200 <= answer.status_code < 500, (path, body, answer.text)
+        if answer.status_code >= 400:
+            assert_problem(answer, answer.status_code)
+    assert not [line for line in server.stderr if "Traceback" in line]

@@ -107,7 +107,7 @@ def test_segment_single_endpoint_takes_its_type_when_the_body_has_none() -> None
     message = segment()
     del message["type"]
     assert mapped(message, default_type="track").action == "Order Completed"
-    with pytest.raises(UnmappableMessage, match="sent to the page endpoint"):
+    with pytest.raises(UnmappableMessage, match="another type sent to the page endpoint"):
         segment_message_to_draft(segment(), default_type="page")
 
 
