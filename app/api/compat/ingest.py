@@ -99,7 +99,12 @@ async def ingest_messages(
     positions: list[int] = []
     too_large = 0
     for index, message in enumerate(messages):
-        size = len(dump_json(message).encode())
+        try:
+            size = len(dump_json(message).encode())
+        except UnicodeEncodeError:  # "\ud800" parses, but no database can store it
+            reason = "a string holds an unpaired UTF-16 surrogate, which is not valid Unicode"
+            report.rejected.append({"index": index, "id": _message_id(message, id_field), "reason": reason})
+            continue
         if size > max_event_bytes:
             too_large += 1
             reason = f"the event is {size} bytes; the most is {max_event_bytes}"
