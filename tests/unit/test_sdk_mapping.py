@@ -284,6 +284,8 @@ def test_sdk_resend_with_a_fresh_sent_at_is_a_duplicate_not_a_conflict() -> None
         return [r.status for r in (*strict, *tolerant)]
 
     assert asyncio.run(run()) == [AddStatus.CONFLICT, AddStatus.DUPLICATE, AddStatus.CONFLICT]
+    assert metrics.duplicates == 1
+    assert metrics.rejected == {"conflict": 2}
     stored = repo.get(event_id)
     assert stored is not None
     assert stored.sent_at == NOW
