@@ -240,7 +240,13 @@ def test_sdk_retries_a_503_from_a_full_write_queue_and_the_event_ends_stored(
     client: Any
     if sdk == "segment":
         client = SegmentClient(
-            "wk", host=server.base_url, upload_interval=0.05, max_retries=3, on_error=errors, timeout=10
+            "wk",
+            host=server.base_url,
+            upload_interval=0.05,
+            max_retries=3,
+            on_error=errors,
+            timeout=10,
+            max_rate_limit_duration=20,  # a 503 with Retry-After is retried until this budget is spent
         )
         _, message = client.track("user-6", "Retried")
         event_id = message["messageId"]
