@@ -54,3 +54,13 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest PostHog request body after decompression (413 past it); its SDK sends at most ~6 MiB.",
     )
+    tracing_enabled: bool = Field(
+        default=False,
+        description="OpenTelemetry traces: trace_id/span_id on log lines, exemplars on the latency histogram. "
+        "Configured by the standard OTEL_* variables.",
+    )
+    otel_traces_exporter: Literal["otlp", "console", "none"] = Field(
+        default="otlp",
+        validation_alias="OTEL_TRACES_EXPORTER",
+        description="Where spans go when tracing is on: OTLP over HTTP (OTEL_EXPORTER_OTLP_ENDPOINT), stderr, nowhere.",
+    )
