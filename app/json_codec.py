@@ -23,6 +23,14 @@ def dump_json(value: Any) -> str:
         return json.dumps(value, default=_default, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+def json_size(value: Any) -> int:
+    """Bytes of the value as compact UTF-8 JSON (what dump_json writes), without keeping the text."""
+    try:
+        return len(orjson.dumps(value, default=_default))
+    except TypeError:
+        return len(dump_json(value).encode())
+
+
 def load_json(text: str | bytes) -> Any:
     try:
         return orjson.loads(text)

@@ -7,6 +7,7 @@ with a reason the HTTP layer returns to the client. The README's mapping table d
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from app.services.event_service import EventDraft
 
 USER_ID_MAX = 256
 NAME_MAX = 128
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 # Namespaces of the deterministic event_id made from an SDK message id that is not a UUID:
 # the same message id always gives the same event_id, so an SDK's retry is a duplicate, not a new event.
@@ -238,7 +240,9 @@ def _check_metadata(metadata: Mapping[str, Any]) -> None:
 
 
 def _name_or(value: Any, default: str) -> str:
-    return value if isinstance(value, str) and value.strip() != "" and len(value) <= NAME_MAX else default
+    """An SDK-supplied name (its library) when it is plain text of a usable length, else the default."""
+    plain = isinstance(value, str) and value.strip() != "" and len(value) <= NAME_MAX and not _CONTROL.search(value)
+    return value if plain else default
 
 
 def _segment_context(context: Mapping[str, Any]) -> dict[str, Any]:

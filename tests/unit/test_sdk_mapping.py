@@ -134,6 +134,7 @@ def test_segment_unmappable_messages_say_why(overrides: dict[str, Any], reason: 
 def test_segment_source_setting_overrides_library_and_default_is_segment() -> None:
     assert mapped(segment(), source_override="shop").source == "shop"
     assert mapped(segment(context={})).source == "segment"
+    assert mapped(segment(context={"library": {"name": "lib\x00"}})).source == "segment"
 
 
 def test_segment_message_sent_at_wins_over_the_batch_one() -> None:

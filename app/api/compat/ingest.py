@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +12,9 @@ from starlette.responses import Response
 from app.api.compat.body import BodyTooLarge, UnreadableBody, read_body
 from app.api.problems import ApiProblem
 from app.api.schemas import JsonBody
-from app.json_codec import dump_json, load_json
+from app.api.strict_json import StrictJsonError, parse_strict_json
+from app.json_codec import dump_json
+from app.models import InvalidEvent
 from app.repository.events_repository import AddStatus
 from app.services.event_service import EventDraft, EventService
 from app.services.sdk_mapping import Acknowledged, UnmappableMessage
@@ -41,8 +43,10 @@ class IngestReport:
 class SdkProblem(ApiProblem):
     """A problem-details error that also carries the `code` and `message` keys SDKs log (Segment reads them)."""
 
-    def __init__(self, status: int, slug: str, detail: str, **extra: Any) -> None:
-        super().__init__(status, slug, detail, code=slug, message=detail, **extra)
+    def __init__(
+        self, status: int, slug: str, detail: str, headers: Mapping[str, str] | None = None, **extra: Any
+    ) -> None:
+        super().__init__(status, slug, detail, headers, code=slug, message=detail, **extra)
 
 
 async def read_json_body(request: Request, *, limit: int, too_large_status: int, encoding: str | None = None) -> Any:
@@ -62,12 +66,13 @@ async def read_bytes(request: Request, *, limit: int, too_large_status: int, enc
 
 
 def parse_json(raw: bytes) -> Any:
+    """Strict JSON, as on the JSON API: NaN, duplicate keys, lone surrogates or invalid UTF-8 are a 400."""
     if not raw.strip():
         raise SdkProblem(400, "malformed-json", "The request body is empty.")
     try:
-        return load_json(raw)
-    except (ValueError, RecursionError) as exc:
-        raise SdkProblem(400, "malformed-json", "The request body is not valid JSON.") from exc
+        return parse_strict_json(raw)
+    except StrictJsonError as exc:
+        raise SdkProblem(400, "malformed-json", f"The request body is not valid JSON: {exc}") from exc
 
 
 def _message_id(message: Any, id_field: str) -> str | None:
@@ -99,12 +104,7 @@ async def ingest_messages(
     positions: list[int] = []
     too_large = 0
     for index, message in enumerate(messages):
-        try:
-            size = len(dump_json(message).encode())
-        except UnicodeEncodeError:  # "\ud800" parses, but no database can store it
-            reason = "a string holds an unpaired UTF-16 surrogate, which is not valid Unicode"
-            report.rejected.append({"index": index, "id": _message_id(message, id_field), "reason": reason})
-            continue
+        size = len(dump_json(message).encode())
         if size > max_event_bytes:
             too_large += 1
             reason = f"the event is {size} bytes; the most is {max_event_bytes}"
@@ -127,7 +127,11 @@ async def ingest_messages(
         service.reject("invalid", invalid, sdk=sdk)
     results = await service.record_batch(drafts, resend_may_change_sent_at=True) if drafts else []
     for index, result in zip(positions, results, strict=True):
-        if result.status is AddStatus.ACCEPTED:
+        if isinstance(result, InvalidEvent):  # outside the service's event limits (counted there)
+            report.rejected.append(
+                {"index": index, "id": _message_id(messages[index], id_field), "reason": str(result)}
+            )
+        elif result.status is AddStatus.ACCEPTED:
             report.accepted += 1
         elif result.status is AddStatus.DUPLICATE:
             report.duplicate += 1

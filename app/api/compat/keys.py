@@ -7,6 +7,15 @@ import binascii
 
 from starlette.requests import Request
 
+from app.api.compat.ingest import SdkProblem
+from app.api.problems import ApiProblem
+from app.api.security import authorize, bearer_token
+
+_UNAUTHENTICATED = (
+    "A valid write key with the ingest scope is required: as the HTTP Basic user (Segment), "
+    "`writeKey` (Segment) or `api_key` (PostHog) in the body, or Authorization: Bearer <key>."
+)
+
 
 def basic_auth_user(header: str | None) -> str | None:
     """The user part of `Authorization: Basic base64(user:password)`; Segment sends its write key there."""
@@ -23,10 +32,19 @@ def basic_auth_user(header: str | None) -> str | None:
     return user or None
 
 
-def check_ingest_key(request: Request, key: str | None) -> None:
-    """Accept the SDK's key or raise an ApiProblem (401 unknown key, 403 key without the ingest scope).
+def header_key(request: Request) -> str | None:
+    """A key sent in the Authorization header: the Basic user, else a bearer token."""
+    return basic_auth_user(request.headers.get("authorization")) or bearer_token(request)
 
-    With no API keys configured the service runs in open mode and accepts every key, or none.
+
+def check_ingest_key(request: Request, key: str | None) -> None:
+    """Accept the SDK's key or raise a problem: 401 unknown key, 403 key without the ingest scope, 429 rate limit.
+
+    The same check as the JSON API's (app.api.security.authorize): with no API keys configured the service
+    runs in open mode and accepts every key, or none.
     """
-    # API keys with scopes (issue 6) are not on main yet: the service is in open mode.
-    del request, key
+    try:
+        authorize(request, key, "ingest")
+    except ApiProblem as exc:
+        detail = _UNAUTHENTICATED if exc.status == 401 else exc.detail
+        raise SdkProblem(exc.status, exc.slug, detail, headers=exc.headers) from exc

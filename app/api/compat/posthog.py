@@ -18,10 +18,12 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from app.api.compat import POSTHOG_PATHS
 from app.api.compat.body import GZIP_WBITS, BodyTooLarge, BoundedInflater, UnreadableBody
 from app.api.compat.ingest import SdkProblem, ingest_messages, parse_json, read_bytes, report_response
-from app.api.compat.keys import check_ingest_key
+from app.api.compat.keys import check_ingest_key, header_key
 from app.api.events import ServiceDep, SettingsDep
+from app.api.guards import INGEST_MARK
 from app.api.problems import problem_responses
 from app.services.sdk_mapping import posthog_event_to_draft
 
@@ -30,7 +32,7 @@ MAX_EVENT_BYTES = 1024 * 1024
 
 router = APIRouter(tags=["posthog-compatible"])
 
-_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}}
+_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}, INGEST_MARK: True}
 _RESPONSES = problem_responses(400, 401, 403, 413, 415, 503)
 
 
@@ -89,7 +91,7 @@ def _key(body: Any, events: list[Any], request: Request) -> str | None:
     if events and isinstance(events[0], dict):
         properties = events[0].get("properties")
         candidates += [events[0].get("api_key"), properties.get("token") if isinstance(properties, dict) else None]
-    candidates.append(request.query_params.get("token"))
+    candidates += [request.query_params.get("token"), header_key(request)]
     return next((c for c in candidates if isinstance(c, str) and c), None)
 
 
@@ -132,7 +134,7 @@ async def _capture(request: Request, service: ServiceDep, settings: SettingsDep)
     return report_response(report, {"status": 1})
 
 
-for _path in ("/batch/", "/capture/", "/e/", "/i/v0/e/"):
+for _path in POSTHOG_PATHS:
     router.add_api_route(
         _path,
         _capture,

@@ -17,8 +17,9 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.api.compat.ingest import SdkProblem, ingest_messages, read_json_body, report_response
-from app.api.compat.keys import basic_auth_user, check_ingest_key
+from app.api.compat.keys import check_ingest_key, header_key
 from app.api.events import ServiceDep, SettingsDep
+from app.api.guards import INGEST_MARK
 from app.api.problems import problem_responses
 from app.services.sdk_mapping import segment_message_to_draft
 
@@ -27,17 +28,24 @@ MAX_BATCH_BYTES = 500 * 1024
 
 router = APIRouter(prefix="/v1", tags=["segment-compatible"])
 
-_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}}
+# INGEST_MARK: an ingest route that checks keys itself (CORS opens it to the configured browser origins).
+_BODY = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
+    INGEST_MARK: True,
+}
 _RESPONSES = problem_responses(400, 401, 403, 415, 503)
 
 
 async def _ingest(request: Request, service: ServiceDep, settings: SettingsDep, kind: str | None) -> Response:
+    key = header_key(request)
+    if key is not None:  # refused before the body is read
+        check_ingest_key(request, key)
     body = await read_json_body(request, limit=MAX_EVENT_BYTES if kind else MAX_BATCH_BYTES, too_large_status=400)
     if not isinstance(body, dict):
         raise SdkProblem(400, "invalid-body", "The body must be a JSON object.")
-    key = basic_auth_user(request.headers.get("authorization"))
-    write_key = body.get("writeKey")
-    check_ingest_key(request, key or (write_key if isinstance(write_key, str) else None))
+    if key is None:
+        write_key = body.get("writeKey")
+        check_ingest_key(request, write_key if isinstance(write_key, str) else None)
     if kind is None:
         messages = body.get("batch")
         if not isinstance(messages, list):
