@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from segment.analytics.client import Client as SegmentClient
 from segment.analytics.request import post as segment_post
 
+from app.api.security import hash_key
 from app.services.sdk_mapping import POSTHOG_NAMESPACE, SEGMENT_NAMESPACE
 from tests.support.server import ServerProcess
 
@@ -57,9 +58,23 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 15) -> None:
         time.sleep(0.05)
 
 
-class SdkErrors(list[Any]):
+class SdkErrors:
+    """An SDK's on_error callback that keeps what it is given (not a list: SDKs test `if on_error:`)."""
+
+    def __init__(self) -> None:
+        self.errors: list[Any] = []
+
     def __call__(self, error: Any, batch: Any) -> None:
-        self.append(error)
+        self.errors.append(error)
+
+    def __eq__(self, other: object) -> bool:
+        return self.errors == other
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.errors)
+
+    def __repr__(self) -> str:
+        return repr(self.errors)
 
 
 @pytest.fixture
@@ -418,3 +433,59 @@ def test_hostile_sdk_bodies_get_a_clear_4xx_or_2xx_never_5xx(server: ServerProce
         if answer.status_code >= 400:
             assert_problem(answer, answer.status_code)
     assert not [line for line in server.stderr if "Traceback" in line]
+
+
+INGEST_KEY = "sdk-ingest-key-0123456789"
+READ_KEY = "sdk-read-key-0123456789"
+
+
+def test_sdk_write_keys_are_ingest_scope_api_keys(start_server: StartServer) -> None:
+    keys = f"sdk:{hash_key(INGEST_KEY)}:ingest,reader:{hash_key(READ_KEY)}:read"
+    server = start_server(env={"TELEMETRY_API_KEYS": keys})
+    statuses: dict[str, list[int]] = {}
+
+    for name, key in (("ingest", INGEST_KEY), ("unknown", "not-a-key"), ("read", READ_KEY)):
+        errors = SdkErrors()
+        segment = SegmentClient(key, host=server.base_url, upload_interval=0.05, max_retries=0, on_error=errors)
+        segment.track(f"user-{name}", "Segment Keyed")
+        segment.shutdown()
+        posthog = Posthog(key, host=server.base_url, flush_interval=0.05, max_retries=0, on_error=errors)
+        posthog.capture("PostHog Keyed", distinct_id=f"user-{name}")
+        posthog.shutdown()
+        statuses[name] = [getattr(e, "status", repr(e)) for e in errors]
+    by_body = {"writeKey": INGEST_KEY, "batch": [{"type": "track", "userId": "user-body", "event": "Body Key"}]}
+    assert server.client.post("/v1/batch", json=by_body).status_code == 200
+    no_key = assert_problem(server.client.post("/v1/batch", json={"batch": []}), 401)
+    assert "write key" in no_key["detail"]
+
+    assert statuses == {"ingest": [], "unknown": [401, 401], "read": [403, 403]}
+    listed = server.client.get("/v1/events", headers={"Authorization": f"Bearer {READ_KEY}"}).json()["items"]
+    assert sorted((e["user_id"], e["action"]) for e in listed) == [
+        ("user-body", "Body Key"),
+        ("user-ingest", "PostHog Keyed"),
+        ("user-ingest", "Segment Keyed"),
+    ]
+
+
+def test_posthog_uncompressed_batch_over_the_general_body_limit_is_taken(start_server: StartServer) -> None:
+    server = start_server(env={"TELEMETRY_REQUEST_MAX_BYTES": "100000"})
+    events = [{"event": "big", "distinct_id": "user-big", "uuid": str(uuid.uuid4()), "properties": {"p": "x" * 2000}}]
+    body = {"api_key": "k", "batch": events * 1 + [{**events[0], "uuid": str(uuid.uuid4())} for _ in range(99)]}
+    assert len(json.dumps(body)) > 200_000
+    assert server.client.post("/batch/", json=body).json()["accepted"] == 100
+    assert_problem(server.client.post("/v1/batch", json={"batch": [], "pad": "x" * 200_000}), 413)
+
+
+def test_cors_opens_the_sdk_routes_to_configured_browser_origins(start_server: StartServer) -> None:
+    server = start_server(env={"TELEMETRY_CORS_ORIGINS": "https://shop.example"})
+    event = {"event": "clicked", "distinct_id": "user-cors", "properties": {"token": "k"}}
+    headers = {"Origin": "https://shop.example", "Content-Type": "text/plain"}
+    answer = server.client.post("/e/", content=json.dumps(event), headers=headers)
+    assert answer.headers["access-control-allow-origin"] == "https://shop.example"
+    track = {"userId": "user-cors", "event": "Clicked", "writeKey": "k"}
+    answer = server.client.post("/v1/t", content=json.dumps(track), headers=headers)
+    assert answer.headers["access-control-allow-origin"] == "https://shop.example"
+    other = server.client.post(
+        "/v1/t", content=json.dumps(track), headers={**headers, "Origin": "https://evil.example"}
+    )
+    assert "access-control-allow-origin" not in other.headers
