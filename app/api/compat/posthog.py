@@ -33,7 +33,7 @@ MAX_EVENT_BYTES = 1024 * 1024
 router = APIRouter(tags=["posthog-compatible"])
 
 _BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}, INGEST_MARK: True}
-_RESPONSES = problem_responses(400, 401, 403, 413, 415, 503)
+_RESPONSES = problem_responses(400, 401, 403, 413, 415, 429, 503)
 
 
 def _compression(request: Request, form: dict[str, list[str]] | None = None) -> str:

@@ -33,7 +33,7 @@ _BODY = {
     "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
     INGEST_MARK: True,
 }
-_RESPONSES = problem_responses(400, 401, 403, 415, 503)
+_RESPONSES = problem_responses(400, 401, 403, 413, 415, 429, 503)
 
 
 async def _ingest(request: Request, service: ServiceDep, settings: SettingsDep, kind: str | None) -> Response:
