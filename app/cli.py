@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 from collections.abc import Sequence
+from types import FrameType
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM is how a service is asked to stop: once uvicorn has drained and committed, exit 0, not -15.
+
+    uvicorn re-raises the signal after its graceful shutdown; this handler (restored by uvicorn then)
+    turns it into a normal exit. Before uvicorn takes over the signal, nothing has been acknowledged yet.
+    """
+    raise SystemExit(0)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -17,6 +28,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = Settings()
     configure_logging(settings.log_level)
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(
         "app.main:app",
         host=args.host,

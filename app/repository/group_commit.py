@@ -53,7 +53,10 @@ def _resolve(pending: _Pending, result: list[AddResult] | BaseException) -> None
         else:
             pending.future.set_result(result)
 
-    pending.loop.call_soon_threadsafe(deliver)
+    try:
+        pending.loop.call_soon_threadsafe(deliver)
+    except RuntimeError:  # the loop is closed: nobody waits for this answer any more, and the writer goes on
+        pass
 
 
 class GroupCommitWriter:
@@ -90,7 +93,8 @@ class GroupCommitWriter:
         with self._cond:
             if self._closing:
                 raise WriterClosed("shutting down")
-            if self._queued_events + len(events) > self._max_queue:
+            # An empty queue takes any request, so a batch larger than the queue is not refused forever.
+            if self._queued_events and self._queued_events + len(events) > self._max_queue:
                 self._metrics.queue_full()
                 raise WriteQueueFull(f"{self._queued_events} events already wait for commit")
             self._queue.append(pending)
