@@ -38,3 +38,8 @@ class Settings(BaseSettings):
         default=None, description="If set (JSON list), only these sources get their own metric label value."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics_multiproc_dir: str | None = Field(
+        default=None,
+        description="With serve --workers N > 1: where prometheus_client's per-process files go (emptied at"
+        " start). Default: a fresh temporary folder, removed at exit.",
+    )

@@ -213,7 +213,7 @@ class SqliteEventRepository:
     def add(self, events: Sequence[UserActionEvent]) -> list[AddResult]:
         conn = self._connection()
         results: list[AddResult] = []
-        conn.execute("BEGIN IMMEDIATE")
+        self._begin_write(conn)
         try:
             for event in events:
                 cursor = conn.execute(
@@ -233,6 +233,16 @@ class SqliteEventRepository:
             conn.execute("ROLLBACK")
             raise
         return results
+
+    def _begin_write(self, conn: sqlite3.Connection) -> None:
+        """Take the write lock. Another process (a second worker) may hold it: wait busy_timeout, a few times over."""
+        for attempt in range(_LOCK_ATTEMPTS):
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if attempt == _LOCK_ATTEMPTS - 1 or not _is_busy(exc):
+                    raise
 
     def get(self, event_id: UUID) -> UserActionEvent | None:
         row = (
@@ -306,6 +316,14 @@ class SqliteEventRepository:
                 conn.close()
             self._connections.clear()
         self._local = threading.local()
+
+
+_LOCK_ATTEMPTS = 4
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(exc)
 
 
 def _bucket_text(prefix: str, fmt: str) -> str:

@@ -8,6 +8,7 @@ result back with call_soon_threadsafe. The queue is bounded; when full, append r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import deque
@@ -53,10 +54,8 @@ def _resolve(pending: _Pending, result: list[AddResult] | BaseException) -> None
         else:
             pending.future.set_result(result)
 
-    try:
+    with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for this answer, the writer goes on
         pending.loop.call_soon_threadsafe(deliver)
-    except RuntimeError:  # the loop is closed: nobody waits for this answer any more, and the writer goes on
-        pass
 
 
 class GroupCommitWriter:

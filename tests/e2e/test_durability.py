@@ -72,7 +72,8 @@ def test_sigterm_under_load_commits_every_acknowledged_event_and_exits_0(start_s
     assert code == 0, server.stderr[-20:]
     server.terminate()  # collects the remaining output
     stopped = [line for line in server.json_lines() if line["event"] == "service_stopped"]
-    assert stopped == [stopped[0]] and stopped[0]["drained"] is True
+    assert len(stopped) == 1
+    assert stopped[0]["drained"] is True
     assert all(status in (200, 201) for status in result.statuses), result.statuses
     assert integrity_check(path) == "ok"
     assert_all_acknowledged_stored(path, result.acknowledged)

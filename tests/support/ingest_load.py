@@ -102,8 +102,10 @@ class IngestLoad:
                     if response.status_code in (200, 201):
                         statuses = ["accepted"] if single else [r["status"] for r in response.json()["results"]]
                         for event, status in zip(events, statuses, strict=True):
-                            assert status in ("accepted", "duplicate"), (status, response.text)
-                            result.acknowledged[event["event_id"]] = event
+                            if status in ("accepted", "duplicate"):
+                                result.acknowledged[event["event_id"]] = event
+                            else:
+                                result.errors.append(f"{status}: {response.text}")
                     elif response.status_code == 503:
                         result.retry_after.add(response.headers.get("retry-after", ""))
                         for event in events:
