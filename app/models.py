@@ -44,6 +44,8 @@ class UserActionEvent:
             value = getattr(self, name)
             if value is None:
                 continue
+            if value.tzinfo is UTC:
+                continue
             if value.tzinfo is None or value.utcoffset() is None:
                 raise InvalidEvent(f"{name} must carry a timezone")
             # Stored and compared as UTC, whatever offset the client used.
@@ -100,7 +102,11 @@ def is_finite_json(value: Any) -> bool:
 
 def to_utc_text(moment: datetime) -> str:
     """Fixed-width ISO-8601 UTC text ('2026-01-02T03:04:05.000006Z'): sorts as it compares."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    m = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    # Formatted by hand: on the ingest hot path, and strftime("%Y") does not pad years before 1000.
+    return (
+        f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}.{m.microsecond:06d}Z"
+    )
 
 
 def from_utc_text(text: str) -> datetime:

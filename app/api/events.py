@@ -29,12 +29,13 @@ from app.repository.events_repository import AddStatus, EventFilter, EventQuery,
 from app.services.event_service import EventDraft, EventService
 
 
-def get_service(request: Request) -> EventService:
+# async: a plain `def` dependency would cost every request a hop to the thread pool and back.
+async def get_service(request: Request) -> EventService:
     service: EventService = request.app.state.service
     return service
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess as prom_multiprocess
@@ -54,6 +55,7 @@ class PrometheusMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self._action = BoundedLabel(label_max_values, allowed_actions)
         self._source = BoundedLabel(label_max_values, allowed_sources)
+        self._action_children: dict[tuple[str, str], Any] = {}  # (action, source) as sent -> labelled counter
         r = self.registry
         self.http_requests = Counter(
             "http_requests", "HTTP requests answered", ["method", "route", "status"], registry=r
@@ -96,7 +98,12 @@ class PrometheusMetrics:
 
     # -- domain (the service's port) --
     def event_recorded(self, action: str, source: str) -> None:
-        self.user_actions.labels(self._action(action), self._source(source)).inc()
+        child = self._action_children.get((action, source))
+        if child is None:  # once per distinct pair; the bounded labels keep this dict small
+            child = self.user_actions.labels(self._action(action), self._source(source))
+            if len(self._action_children) < 10_000:
+                self._action_children[(action, source)] = child
+        child.inc()
 
     def event_rejected(self, reason: str, count: int = 1) -> None:
         self.rejected.labels(reason).inc(count)

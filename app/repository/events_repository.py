@@ -125,6 +125,7 @@ def iterate_pages(repo: EventRepository, q: EventQuery) -> Iterator[UserActionEv
 
 
 _COLUMNS = "event_id, user_id, action, source, timestamp, received_at, sent_at, metadata"
+_INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"
 _BUCKET_PREFIX = {"hour": 13, "day": 10}  # length of '2026-01-02T03' and '2026-01-02'
 
 
@@ -212,26 +213,38 @@ class SqliteEventRepository:
 
     def add(self, events: Sequence[UserActionEvent]) -> list[AddResult]:
         conn = self._connection()
-        results: list[AddResult] = []
         self._begin_write(conn)
         try:
-            for event in events:
-                cursor = conn.execute(
-                    f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (event_id) DO NOTHING",
-                    _row(event),
-                )
-                if cursor.rowcount == 1:
-                    results.append(AddResult(AddStatus.ACCEPTED, event))
-                    continue
-                row = conn.execute(
-                    f"SELECT {_COLUMNS} FROM events WHERE event_id = ?", (str(event.event_id),)
-                ).fetchone()
-                results.append(classify_existing(event, _event(row)))
+            results = self._insert_all_new(conn, events)
+            if results is None:
+                results = self._insert_one_by_one(conn, events)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        return results
+
+    def _insert_all_new(self, conn: sqlite3.Connection, events: Sequence[UserActionEvent]) -> list[AddResult] | None:
+        """The common case in one executemany; None (and nothing written) when some event_id is already known."""
+        conn.execute("SAVEPOINT all_new")
+        before = conn.total_changes
+        conn.executemany(_INSERT, [_row(event) for event in events])
+        if conn.total_changes - before == len(events):
+            conn.execute("RELEASE all_new")
+            return [AddResult(AddStatus.ACCEPTED, event) for event in events]
+        conn.execute("ROLLBACK TO all_new")
+        conn.execute("RELEASE all_new")
+        return None
+
+    def _insert_one_by_one(self, conn: sqlite3.Connection, events: Sequence[UserActionEvent]) -> list[AddResult]:
+        """Retries and conflicts: each event on its own, to tell which are new, duplicates or conflicts."""
+        results: list[AddResult] = []
+        for event in events:
+            if conn.execute(_INSERT, _row(event)).rowcount == 1:
+                results.append(AddResult(AddStatus.ACCEPTED, event))
+                continue
+            row = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE event_id = ?", (str(event.event_id),)).fetchone()
+            results.append(classify_existing(event, _event(row)))
         return results
 
     def _begin_write(self, conn: sqlite3.Connection) -> None:
