@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 from contextvars import ContextVar, Token
 from typing import Any, BinaryIO
 
@@ -71,6 +72,23 @@ def end_log_deferral(token: Token[bool]) -> None:
     _writer.flush()
 
 
+_second_text: tuple[int, str] = (0, "")
+
+
+def add_time(_logger: Any, _name: str, event_dict: EventDict) -> EventDict:
+    """UTC time with microseconds, 'Z'-suffixed, like structlog's TimeStamper(fmt="iso", utc=True) but ~6x cheaper.
+
+    The text of the current second is formatted once a second; every line appends its microseconds.
+    """
+    global _second_text
+    now = time.time()
+    second = int(now)
+    if _second_text[0] != second:
+        _second_text = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    event_dict["time"] = f"{_second_text[1]}.{int((now - second) * 1_000_000):06d}Z"
+    return event_dict
+
+
 def _dumps(value: Any, **_: Any) -> bytes:
     return orjson.dumps(value, default=str)
 
@@ -94,7 +112,7 @@ def configure_logging(level: str = "INFO") -> None:
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         # "time", not "timestamp": an event_recorded line carries the event's own timestamp.
-        structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
+        add_time,
     ]
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, structlog.processors.JSONRenderer(_dumps)],
