@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 from starlette.responses import Response
 
+from app.api.json_route import OrjsonRoute
 from app.api.problems import ApiProblem, field_errors, problem_responses
 from app.api.schemas import (
     BatchIn,
@@ -43,7 +44,7 @@ async def get_settings(request: Request) -> Settings:
 ServiceDep = Annotated[EventService, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
-router = APIRouter(prefix="/v1", tags=["events"])
+router = APIRouter(prefix="/v1", tags=["events"], route_class=OrjsonRoute)
 _event_adapter: TypeAdapter[EventIn] = TypeAdapter(EventIn)
 
 

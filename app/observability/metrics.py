@@ -56,6 +56,7 @@ class PrometheusMetrics:
         self._action = BoundedLabel(label_max_values, allowed_actions)
         self._source = BoundedLabel(label_max_values, allowed_sources)
         self._action_children: dict[tuple[str, str], Any] = {}  # (action, source) as sent -> labelled counter
+        self._http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         r = self.registry
         self.http_requests = Counter(
             "http_requests", "HTTP requests answered", ["method", "route", "status"], registry=r
@@ -125,8 +126,16 @@ class PrometheusMetrics:
 
     # -- HTTP --
     def http_request(self, method: str, route: str, status: int, duration_s: float) -> None:
-        self.http_requests.labels(method, route, str(status)).inc()
-        self.http_duration.labels(method, route).observe(duration_s)
+        # method, route (a template) and status are bounded sets, so the labelled children are kept.
+        children = self._http_children.get((method, route, status))
+        if children is None:
+            children = (
+                self.http_requests.labels(method, route, str(status)),
+                self.http_duration.labels(method, route),
+            )
+            self._http_children[(method, route, status)] = children
+        children[0].inc()
+        children[1].observe(duration_s)
 
     def exposition(self) -> bytes:
         """The text format for /metrics; in multiprocess mode, the sum over every worker process."""
