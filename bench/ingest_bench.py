@@ -263,13 +263,18 @@ def raw_executemany(folder: Path, rows_per_transaction: int, total: int = 200_00
 
 
 def prefill(path: Path, count: int) -> int:
-    """A database holding at least `count` events (kept between runs: building it takes a while)."""
+    """A database holding at least `count` events (kept between runs: building it takes minutes)."""
     from app.database.connection import open_database
 
-    conn = open_database(path, synchronous="OFF")  # type: ignore[arg-type]  # loading, not measuring
+    open_database(path).close()  # the service's schema, recorded version and WAL mode
+    conn = sqlite3.connect(path, isolation_level=None)
     have = int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
     if have < count:
         print(f"  prefilling {path} from {have:,} to {count:,} events (kept for later runs)...", flush=True)
+        # Loading, not measuring: no journal, no fsync, a large cache; back to WAL at the end.
+        conn.execute("PRAGMA journal_mode = DELETE")
+        conn.execute("PRAGMA journal_mode = OFF")
+        conn.execute("PRAGMA synchronous = OFF")
         conn.execute("PRAGMA cache_size = -1000000")
         start = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=have)
         chunk = 250_000
@@ -278,7 +283,8 @@ def prefill(path: Path, count: int) -> int:
             conn.execute("BEGIN")
             conn.executemany(INSERT, rows)
             conn.execute("COMMIT")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            print(f"    {offset + len(rows):,}", flush=True)
+        conn.execute("PRAGMA journal_mode = WAL")
         have = int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
     conn.close()
     return have
@@ -337,10 +343,10 @@ def top_frames(raw: Path, n: int = 15) -> dict[str, list[tuple[str, float]]]:
         for frame in set(frames):
             inclusive[frame] = inclusive.get(frame, 0) + count
 
-    def share(counts: dict[str, int]) -> list[tuple[str, float]]:
-        return [(f, round(100 * c / total, 1)) for f, c in sorted(counts.items(), key=lambda kv: -kv[1])[:n]]
+    def share(counts: dict[str, int], top: int) -> list[tuple[str, float]]:
+        return [(f, round(100 * c / total, 1)) for f, c in sorted(counts.items(), key=lambda kv: -kv[1])[:top]]
 
-    return {"own_pct": share(own), "inclusive_pct": share(inclusive)}
+    return {"own_pct": share(own, n), "inclusive_pct": share(inclusive, 4 * n)}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -352,6 +358,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "bench", help="where the prefilled db is kept")
     parser.add_argument("--profile", type=Path, default=None, help="write py-spy samples of the service here")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
+    parser.add_argument("--markdown", type=Path, default=None, help="also write the results as a Markdown section")
     args, _ = parser.parse_known_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk (make bench does it when run as root)")
@@ -439,6 +446,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+    if args.markdown:
+        args.markdown.write_text(markdown(results, args))
     return results
 
 
@@ -500,3 +509,63 @@ def report(results: dict[str, Any]) -> None:
         print(f"Profile of the service, {load} (py-spy, % of samples):")
         for frame, pct in frames["own_pct"]:
             print(f"  own {pct:5.1f}%  {frame}")
+
+
+TARGETS = {
+    "single_throughput_vs_reference": (">=", 0.75),
+    "single_p99_vs_reference": ("<=", 2.0),
+    "batch_events_per_s": (">=", 25_000),
+    "batch_vs_raw_executemany_100": (">=", 0.5),
+    "batch_vs_raw_executemany_2000": (">=", 0.5),
+    "full_db_vs_empty": (">=", 0.8),
+    "rss_mb_after_ingest": ("<=", 200),
+}
+
+
+def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
+    """The results as Markdown tables, for docs/benchmarks.md."""
+    m = results["machine"]
+    lines = [
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB RAM, Linux {m['kernel']}, "
+        f"Python {m['python']}, {m['wrk']}. Load average when the run started: "
+        f"{', '.join(f'{x:.2f}' for x in m['load_average_at_start'])}.",
+        "",
+        f"wrk: 1 thread, {CONNECTIONS} connections, {args.duration} s per run, {args.rounds} rounds "
+        "(reference and service alternate within each round); medians.",
+        "",
+        "| target / load | events/s | requests/s | p50 ms | p99 ms | server CPU µs/event | peak RSS MB | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    rows = dict(results["medians"])
+    if "full_db" in results:
+        rows["service/batch100, empty db (2nd run)"] = results["full_db"]["empty"]
+        rows[f"service/batch100, {results['full_db']['events_stored_before']:,} events stored"] = results["full_db"][
+            "full"
+        ]
+    for name, r in rows.items():
+        lines.append(
+            f"| {name} | {r['events_per_s']:,.0f} | {r['requests_per_s']:,.0f} | {r['p50_ms']:.1f} | "
+            f"{r['p99_ms']:.1f} | {r['cpu_us_per_event']:.1f} | {r['peak_rss_mb']:.1f} | {r['errors']} |"
+        )
+    lines += ["", "| raw sqlite3 executemany, synchronous=FULL | events/s |", "|---|---:|"]
+    for key, value in results["raw_executemany_events_per_s"].items():
+        lines.append(f"| {key.replace('_', ' ')} | {value:,} |")
+    if "rss_after_ingest" in results:
+        rss = results["rss_after_ingest"]
+        lines += [
+            "",
+            f"Service RSS after ingesting {rss['events_ingested_by_this_process']:,} events: {rss['rss_mb']} MB "
+            f"(peak {rss['peak_rss_mb']} MB).",
+        ]
+    lines += ["", "| ratio | measured | target | met |", "|---|---:|---:|:---:|"]
+    for key, value in results["ratios"].items():
+        op, bound = TARGETS.get(key, ("", None))
+        met = "" if bound is None else ("yes" if (value >= bound if op == ">=" else value <= bound) else "**no**")
+        lines.append(f"| {key} | {value:,} | {op} {bound if bound is not None else ''} | {met} |")
+    for load, frames in results.get("profile", {}).items():
+        lines += ["", f"py-spy profile of the service under the {load} load (% of samples, all threads):", ""]
+        lines += ["| own % | frame |", "|---:|---|"]
+        lines += [f"| {pct} | `{frame}` |" for frame, pct in frames["own_pct"]]
+        lines += ["", "| inclusive % | frame |", "|---:|---|"]
+        lines += [f"| {pct} | `{frame}` |" for frame, pct in frames["inclusive_pct"] if "app/" in frame]
+    return "\n".join(lines) + "\n"
