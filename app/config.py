@@ -43,3 +43,13 @@ class Settings(BaseSettings):
         description="With serve --workers N > 1: where prometheus_client's per-process files go (emptied at"
         " start). Default: a fresh temporary folder, removed at exit.",
     )
+    tracing_enabled: bool = Field(
+        default=False,
+        description="OpenTelemetry traces: trace_id/span_id on log lines, exemplars on the latency histogram. "
+        "Configured by the standard OTEL_* variables.",
+    )
+    otel_traces_exporter: Literal["otlp", "console", "none"] = Field(
+        default="otlp",
+        validation_alias="OTEL_TRACES_EXPORTER",
+        description="Where spans go when tracing is on: OTLP over HTTP (OTEL_EXPORTER_OTLP_ENDPOINT), stderr, nowhere.",
+    )

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess as prom_multiprocess
+from prometheus_client.openmetrics import exposition as openmetrics
 
 OTHER = "other"
 UNMATCHED_ROUTE = "unmatched"
@@ -53,6 +54,8 @@ class PrometheusMetrics:
         allowed_sources: Iterable[str] | None = None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # Set by tracing when it is on: the current trace's ids, attached to latency observations.
+        self.exemplar: Callable[[], dict[str, str] | None] = _no_exemplar
         self._action = BoundedLabel(label_max_values, allowed_actions)
         self._source = BoundedLabel(label_max_values, allowed_sources)
         self._action_children: dict[tuple[str, str], Any] = {}  # (action, source) as sent -> labelled counter
@@ -135,12 +138,18 @@ class PrometheusMetrics:
             )
             self._http_children[(method, route, status)] = children
         children[0].inc()
-        children[1].observe(duration_s)
+        children[1].observe(duration_s, self.exemplar())
 
-    def exposition(self) -> bytes:
-        """The text format for /metrics; in multiprocess mode, the sum over every worker process."""
+    def exposition(self, openmetrics_format: bool = False) -> bytes:
+        """The text format for /metrics; in multiprocess mode, the sum over every worker process.
+        OpenMetrics (asked for when exemplars are on) is the format that carries exemplars."""
+        generate = openmetrics.generate_latest if openmetrics_format else generate_latest
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             prom_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-            return generate_latest(registry)
-        return generate_latest(self.registry)
+            return generate(registry)
+        return generate(self.registry)
+
+
+def _no_exemplar() -> None:
+    return None
