@@ -478,6 +478,10 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
     if "full_db" in results:
         full = results["full_db"]
         out["full_db_vs_empty"] = round(full["full"]["events_per_s"] / full["empty"]["events_per_s"], 3)
+        # The same comparison in CPU per event (empty / full): what contention from other processes moves least.
+        out["full_db_vs_empty_by_cpu_per_event"] = round(
+            full["empty"]["cpu_us_per_event"] / full["full"]["cpu_us_per_event"], 3
+        )
     if "rss_after_ingest" in results:
         out["rss_mb_after_ingest"] = results["rss_after_ingest"]["rss_mb"]
     return out
