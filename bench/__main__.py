@@ -1,7 +1,8 @@
 """`python -m bench`: the ingestion benchmark first, then every other bench/*_bench.py module's main().
 
 Each module's `main(argv) -> dict` (or `main() -> dict`) prints its own report; a module that is absent
-is simply not run, and one that fails does not stop the others.
+is simply not run, and one that fails does not stop the others. `--only=NAME` (repeatable) runs just those;
+the other arguments go to every main that takes them (parse them with parse_known_args).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def run(argv: list[str]) -> dict[str, Any]:
             module = importlib.import_module(f"bench.{name}")
             main = module.main
             results[name] = main(argv) if inspect.signature(main).parameters else main()
-        except Exception:  # one benchmark's failure must not hide the others' results
+        except (Exception, SystemExit):  # one benchmark's failure (or argparse exit) must not stop the others
             traceback.print_exc()
             results[name] = {"error": traceback.format_exc(limit=1)}
     return results
