@@ -24,6 +24,14 @@ def dump_json(value: Any) -> str:
         return json.dumps(value, default=_default, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+def json_size(value: Any) -> int:
+    """Bytes of the value as compact UTF-8 JSON (what dump_json writes), without keeping the text."""
+    try:
+        return len(orjson.dumps(value, default=_default))
+    except TypeError:
+        return len(dump_json(value).encode())
+
+
 # orjson reads an integer past 64 bits as a float, silently losing digits: such text goes to the standard
 # library. 19+ digits in a row is a cheap, conservative sign (it also catches long fractions and strings).
 _LONG_DIGITS = re.compile(r"\d{19,}")

@@ -25,10 +25,14 @@ _ID_PREFIX = os.urandom(8).hex()
 _id_counter = itertools.count(1)
 
 
+_CONVERTOR = re.compile(r"\{(\w+):\w+\}")
+
+
 def route_template(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
-    return path if isinstance(path, str) else UNMATCHED_ROUTE
+    # "/v1/events/{event_id:uuid}" is labelled "/v1/events/{event_id}", as the OpenAPI schema names it.
+    return _CONVERTOR.sub(r"{\1}", path) if isinstance(path, str) else UNMATCHED_ROUTE
 
 
 class RequestContextMiddleware:
