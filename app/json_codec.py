@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,7 +32,16 @@ def json_size(value: Any) -> int:
         return len(dump_json(value).encode())
 
 
+# orjson reads an integer past 64 bits as a float, silently losing digits: such text goes to the standard
+# library. 19+ digits in a row is a cheap, conservative sign (it also catches long fractions and strings).
+_LONG_DIGITS = re.compile(r"\d{19,}")
+_LONG_DIGITS_BYTES = re.compile(rb"\d{19,}")
+
+
 def load_json(text: str | bytes) -> Any:
+    long_digits = _LONG_DIGITS_BYTES if isinstance(text, bytes) else _LONG_DIGITS
+    if long_digits.search(text):  # type: ignore[arg-type]
+        return json.loads(text)
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
