@@ -94,6 +94,11 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest PostHog request body after decompression (413 past it); its SDK sends at most ~6 MiB.",
     )
+    metrics_multiproc_dir: str | None = Field(
+        default=None,
+        description="With serve --workers N > 1: where prometheus_client's per-process files go (emptied at"
+        " start). Default: a fresh temporary folder, removed at exit.",
+    )
 
     # -- limits (hostile input) --
     request_max_bytes: int = Field(

@@ -32,12 +32,15 @@ def json_size(value: Any) -> int:
         return len(dump_json(value).encode())
 
 
-# 19 digits in a row may be an integer past 64 bits, which orjson would read as a (rounded) float.
-_LONG_NUMBER = re.compile(r"\d{19}")
+# orjson reads an integer past 64 bits as a float, silently losing digits: such text goes to the standard
+# library. 19+ digits in a row is a cheap, conservative sign (it also catches long fractions and strings).
+_LONG_DIGITS = re.compile(r"\d{19,}")
+_LONG_DIGITS_BYTES = re.compile(rb"\d{19,}")
 
 
 def load_json(text: str | bytes) -> Any:
-    if _LONG_NUMBER.search(text if isinstance(text, str) else text.decode()):
+    long_digits = _LONG_DIGITS_BYTES if isinstance(text, bytes) else _LONG_DIGITS
+    if long_digits.search(text):  # type: ignore[arg-type]
         return json.loads(text)
     try:
         return orjson.loads(text)
