@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,6 +22,7 @@ import pytest
 from tests.e2e import test_api_e2e as api
 from tests.e2e import test_api_roundtrip_properties as roundtrip
 from tests.e2e.test_api_e2e import EVENT, assert_problem, metric_value
+from tests.support.ingest_load import IngestLoad
 from tests.support.postgres import fresh_schema, url_with_schema
 from tests.support.server import ServerProcess
 from tests.support.tcp_proxy import TcpProxy
@@ -232,3 +234,20 @@ def test_database_outage_gives_503_then_recovers_losing_no_acknowledged_event(
     lines = service.json_lines()
     assert any(line.get("logger") == "psycopg.pool" and line["level"] == "warning" for line in lines)
     assert any(line.get("status") == 503 and line["event"] == "http_request" for line in lines)
+
+
+def test_two_workers_of_one_process_share_the_database(
+    start_server: StartServer, database_url: str, tmp_path: Path
+) -> None:
+    """`serve --workers 2` on PostgreSQL: each worker migrates (taking turns) and writes through its own pool."""
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    server = start_server(env={"TELEMETRY_METRICS_MULTIPROC_DIR": str(metrics_dir)}, extra_args=["--workers", "2"])
+    with IngestLoad(server.base_url, clients=8) as load:
+        load.wait_acknowledged(2000)
+    result = load.stop()
+    assert result.errors == []
+    assert set(result.statuses) <= {200, 201}, result.statuses
+    assert {str(i) for i in stored_ids(database_url)} == set(result.acknowledged)
+    assert metric_value(server, "telemetry_user_actions_total") == len(result.acknowledged)
+    assert server.terminate() == 0
