@@ -31,6 +31,7 @@ MIGRATIONS: tuple[str, ...] = (
         metadata      jsonb NOT NULL CHECK (jsonb_typeof(metadata) = 'object'),
         metadata_text text NOT NULL                          -- the same object as JSON text, as written
     );
+    CREATE UNIQUE INDEX events_seq ON events (seq);          -- the analysis samples every k-th row by seq
     CREATE INDEX events_timestamp ON events ("timestamp", event_id);
     CREATE INDEX events_user_timestamp ON events (user_id, "timestamp", event_id);
     CREATE INDEX events_action_timestamp ON events (action, "timestamp", event_id);
