@@ -1,0 +1,453 @@
+"""A seeded generator of realistic user-action events with known, planted patterns.
+
+Pure: no I/O, no clock, no global random state. The same `SimulationParams` give the same events, byte
+for byte, on every machine, so tests can plant a fact (peak hour, funnel conversion, retention...) and
+check that the analysis package finds it again.
+
+The model, in the order the generator applies it:
+
+* Users sign up at times drawn from the traffic density over the whole window (one `signup` each).
+  Each has a primary source (web, ios, android...) and a Pareto-distributed activity weight, so a few
+  power users produce a large share of the events (`activity_alpha`).
+* A user stays alive for a geometric number of calendar weeks (Monday 00:00 UTC): alive in week k after
+  the signup week with probability `weekly_retention` ** k, then gone for good. Every alive week holds
+  at least one visit, so week-k cohort retention measures `weekly_retention` ** k.
+* Funnel: after `signup`, a user does `activate` in the same session with probability `activation_rate`;
+  an activated user makes a first `purchase` in a later session (or the signup session when there is
+  none) with probability `purchase_rate`, and then buys again in a later session with probability
+  `repeat_purchase_rate`.
+* The rest of the event budget goes into sessions of geometric length (mean `mean_session_events`,
+  gaps exponential with mean `mean_event_gap_seconds`) spread over users in proportion to activity
+  weight times alive time. Their actions come from the source's own mix.
+* Traffic density over time is day weight x hour weight: a daily cycle peaking at `peak_hour` UTC
+  (`daily_amplitude`), a weekly cycle (`weekday_weights`), and one anomalous day (`spike_day` x
+  `spike_factor`).
+* Delivery: received_at = timestamp + a short latency; a fraction `late_fraction` arrives hours late
+  (offline clients). Mobile sources set sent_at; web leaves it null. A fraction
+  `retry_duplicate_fraction` is re-sent by a retrying client with a fresh event_id and the same content.
+* Metadata keys depend on the action: page, referrer (null in `null_referrer_fraction`), plan (drawn from
+  `plan_mix`), amount (log-normal, median `purchase_amount_median`), device, session_id...
+
+Events come out ordered by session start, roughly the order a live stream would deliver them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+import random
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
+from typing import Any
+from uuid import UUID, SafeUUID
+
+from app.models import UserActionEvent
+
+_from_epoch = datetime.fromtimestamp
+HOUR = 3600.0
+DAY = 86400.0
+WEEK = 7 * DAY
+
+ENGAGEMENT_ACTIONS = ("page_view", "click", "search", "share", "error")
+FUNNEL_ACTIONS = ("signup", "activate", "purchase")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceProfile:
+    """How the users of one source behave: their share of users, action mix and devices."""
+
+    user_share: float
+    action_mix: Mapping[str, float]  # weights over ENGAGEMENT_ACTIONS
+    devices: Mapping[str, float]
+    sets_sent_at: bool  # mobile SDKs stamp sent_at; browsers do not
+
+
+def _default_sources() -> Mapping[str, SourceProfile]:
+    return MappingProxyType(
+        {
+            "web": SourceProfile(
+                0.55,
+                {"page_view": 0.56, "click": 0.22, "search": 0.13, "share": 0.03, "error": 0.06},
+                {"desktop": 0.8, "mobile-browser": 0.2},
+                sets_sent_at=False,
+            ),
+            "ios": SourceProfile(
+                0.25,
+                {"page_view": 0.34, "click": 0.40, "search": 0.10, "share": 0.13, "error": 0.03},
+                {"iphone": 0.85, "ipad": 0.15},
+                sets_sent_at=True,
+            ),
+            "android": SourceProfile(
+                0.20,
+                {"page_view": 0.36, "click": 0.37, "search": 0.10, "share": 0.09, "error": 0.08},
+                {"android-phone": 0.9, "android-tablet": 0.1},
+                sets_sent_at=True,
+            ),
+        }
+    )
+
+
+def _frozen(mapping: Mapping[str, float]) -> Mapping[str, float]:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationParams:
+    """Every pattern the simulator plants, as a parameter. Defaults describe a plausible small product."""
+
+    events: int = 100_000  # exact number of events produced, retries included
+    users: int = 2_000
+    days: int = 28
+    seed: int = 1
+    start: datetime = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday: calendar weeks line up with the window
+    # Daily cycle: hour weight = 1 + daily_amplitude * cos(2*pi*(hour - peak_hour) / 24), hours in UTC.
+    peak_hour: int = 20
+    daily_amplitude: float = 0.85
+    # Weekly cycle, Monday first: weekends are quieter.
+    weekday_weights: tuple[float, float, float, float, float, float, float] = (
+        1.0, 1.05, 1.05, 1.0, 0.9, 0.6, 0.55,
+    )
+    spike_day: int | None = 17  # day index in the window with anomalous traffic (a campaign), or None
+    spike_factor: float = 2.5
+    activity_alpha: float = 1.3  # Pareto shape of per-user activity; smaller = more skewed
+    sources: Mapping[str, SourceProfile] = field(default_factory=_default_sources)
+    # Funnel signup -> activate -> purchase; rates are per step, conditional on the step before.
+    activation_rate: float = 0.6
+    purchase_rate: float = 0.4
+    repeat_purchase_rate: float = 0.1  # chance that a later session of a buyer holds another purchase
+    weekly_retention: float = 0.7
+    mean_session_events: float = 6.0
+    mean_event_gap_seconds: float = 40.0
+    plan_mix: Mapping[str, float] = field(
+        default_factory=lambda: _frozen({"free": 0.70, "pro": 0.25, "team": 0.05})
+    )
+    pages: Mapping[str, float] = field(
+        default_factory=lambda: _frozen(
+            {"/home": 0.30, "/pricing": 0.15, "/docs": 0.20, "/blog": 0.12, "/dashboard": 0.18, "/settings": 0.05}
+        )
+    )
+    purchase_amount_median: float = 29.0
+    purchase_amount_sigma: float = 0.6  # of log(amount)
+    null_referrer_fraction: float = 0.4
+    delivery_latency_seconds: float = 0.25  # mean of the normal client -> server delay
+    late_fraction: float = 0.02
+    late_mean_seconds: float = 6 * HOUR
+    retry_duplicate_fraction: float = 0.002
+
+    def __post_init__(self) -> None:
+        if self.users < 1 or self.days < 1 or self.events < 1:
+            raise ValueError("events, users and days must all be at least 1")
+        if self.start.tzinfo is None:
+            raise ValueError("start must carry a timezone")
+        if not 0 <= self.peak_hour < 24:
+            raise ValueError("peak_hour must be in 0..23")
+        if not 0 <= self.daily_amplitude < 1:
+            raise ValueError("daily_amplitude must be in [0, 1)")
+        for name in ("activation_rate", "purchase_rate", "repeat_purchase_rate", "null_referrer_fraction",
+                     "late_fraction", "retry_duplicate_fraction"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1]")
+        if not 0 <= self.weekly_retention < 1:
+            raise ValueError("weekly_retention must be in [0, 1)")
+        if self.mean_session_events < 1:
+            raise ValueError("mean_session_events must be at least 1")
+        if self.spike_day is not None and not 0 <= self.spike_day < self.days:
+            raise ValueError("spike_day must be a day index inside the window")
+
+    def hour_weight(self, hour: int) -> float:
+        return 1 + self.daily_amplitude * math.cos(2 * math.pi * (hour - self.peak_hour) / 24)
+
+    def day_weight(self, day: int) -> float:
+        weekday = (self.start + timedelta(days=day)).weekday()
+        spike = self.spike_factor if day == self.spike_day else 1.0
+        return self.weekday_weights[weekday] * spike
+
+    def overall_action_mix(self) -> dict[str, float]:
+        """Expected share of each engagement action over all sources (weighted by user share)."""
+        total_share = sum(p.user_share for p in self.sources.values())
+        mix: dict[str, float] = {}
+        for profile in self.sources.values():
+            weight_sum = sum(profile.action_mix.values())
+            for action, weight in profile.action_mix.items():
+                mix[action] = mix.get(action, 0.0) + profile.user_share / total_share * weight / weight_sum
+        return mix
+
+
+@dataclass(slots=True)
+class _User:
+    user_id: str
+    source: str
+    device: str
+    signup_at: float  # seconds since window start
+    alive_until: float
+    weight: float
+    activated: bool
+    buyer: bool
+    plan: str
+    sets_sent_at: bool
+
+
+@dataclass(slots=True)
+class _Session:
+    start: float
+    user: int
+    length: int  # engagement events, besides funnel events
+    kind: int  # 0 signup, 1 weekly visit, 2 regular
+
+
+@dataclass(slots=True)
+class _FunnelState:
+    returning: set[int]  # users with more than one session
+    bought: set[int] = field(default_factory=set)
+    activated_at: dict[int, float] = field(default_factory=dict)
+
+
+class _TimeSampler:
+    """Draws instants from the density day weight x hour weight, restricted to an interval."""
+
+    def __init__(self, params: SimulationParams) -> None:
+        self.span = params.days * DAY
+        weights = [params.day_weight(d) * params.hour_weight(h) for d in range(params.days) for h in range(24)]
+        self.cumulative = list(itertools.accumulate(weights, initial=0.0))
+
+    def draw(self, rng: random.Random, low: float, high: float) -> float:
+        first, last = int(low // HOUR), min(len(self.cumulative) - 1, math.ceil(high / HOUR))
+        base, top = self.cumulative[first], self.cumulative[last]
+        while True:
+            slot = bisect.bisect_right(self.cumulative, base + rng.random() * (top - base)) - 1
+            moment = (slot + rng.random()) * HOUR
+            if low <= moment < high:  # the edge hours are only partly inside [low, high)
+                return moment
+
+
+class _Choice:
+    """Weighted draws from a fixed mix, with the cumulative weights computed once (a hot path)."""
+
+    def __init__(self, mix: Mapping[str, float]) -> None:
+        self.items = tuple(mix)
+        self.cumulative = tuple(itertools.accumulate(mix.values()))
+        self.total = self.cumulative[-1]
+
+    def one(self, rng: random.Random) -> str:
+        return self.items[bisect.bisect_right(self.cumulative, rng.random() * self.total)]
+
+    def many(self, rng: random.Random, count: int) -> list[str]:
+        return rng.choices(self.items, cum_weights=self.cumulative, k=count)
+
+
+_VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48))
+_VERSION_4 = (0x4000 << 64) | (0x8000 << 48)
+
+
+def _random_uuid(rng: random.Random) -> UUID:
+    """A version-4 UUID drawn from the seeded generator, so ids are reproducible too."""
+    uuid = object.__new__(UUID)
+    # What UUID(int=...) does, minus its argument checks: a quarter of the per-event cost otherwise.
+    object.__setattr__(uuid, "int", rng.getrandbits(128) & _VERSION_MASK | _VERSION_4)
+    object.__setattr__(uuid, "is_safe", SafeUUID.unknown)
+    return uuid
+
+
+class _Generator:
+    def __init__(self, params: SimulationParams) -> None:
+        self.p = params
+        self.rng = random.Random(params.seed)
+        self.time = _TimeSampler(params)
+        # Seconds from the Monday 00:00 UTC on or before start to start: aligns weeks to the calendar.
+        start = params.start.astimezone(UTC)
+        monday = datetime(start.year, start.month, start.day, tzinfo=UTC) - timedelta(days=start.weekday())
+        self.week_offset = (start - monday).total_seconds()
+        self.start_epoch = params.start.timestamp()
+        self.pages = _Choice(params.pages)
+        self.action_mix = {name: _Choice(profile.action_mix) for name, profile in params.sources.items()}
+        self.users: list[_User] = []
+        self.sessions: list[_Session] = []
+
+    def week_start(self, moment: float) -> float:
+        """Start (window seconds, possibly negative) of the calendar week holding moment."""
+        return ((moment + self.week_offset) // WEEK) * WEEK - self.week_offset
+
+    def make_users(self) -> None:
+        p, rng = self.p, self.rng
+        names = list(p.sources)
+        shares = [p.sources[n].user_share for n in names]
+        for index in range(p.users):
+            source = rng.choices(names, weights=shares)[0]
+            signup_at = self.time.draw(rng, 0.0, self.time.span)
+            alive_weeks = 1
+            while rng.random() < p.weekly_retention:
+                alive_weeks += 1
+            alive_until = min(self.time.span, self.week_start(signup_at) + alive_weeks * WEEK)
+            activated = rng.random() < p.activation_rate
+            self.users.append(
+                _User(
+                    user_id=f"user-{index:06d}",
+                    source=source,
+                    device=_Choice(p.sources[source].devices).one(rng),
+                    signup_at=signup_at,
+                    alive_until=alive_until,
+                    weight=rng.paretovariate(p.activity_alpha),
+                    activated=activated,
+                    buyer=activated and rng.random() < p.purchase_rate,
+                    plan=_Choice(p.plan_mix).one(rng),
+                    sets_sent_at=p.sources[source].sets_sent_at,
+                )
+            )
+
+    def make_sessions(self, budget: int) -> None:
+        """Signup sessions, one visit per later alive week, then regular sessions until budget is spent."""
+        rng = self.rng
+        mandatory = 0
+        for index, user in enumerate(self.users):
+            self.sessions.append(_Session(user.signup_at, index, 0, 0))
+            mandatory += 1 + user.activated + user.buyer
+            week = self.week_start(user.signup_at) + WEEK
+            while week < user.alive_until:
+                self.sessions.append(_Session(self.time.draw(rng, week, min(week + WEEK, user.alive_until)),
+                                              index, 1, 1))
+                mandatory += 1
+                week += WEEK
+        remaining = budget - mandatory
+        if remaining < 0:
+            raise ValueError(
+                f"{budget} events cannot hold the signups, funnel steps and weekly visits of "
+                f"{self.p.users} users ({mandatory} events): ask for more events or fewer users"
+            )
+        intensity = list(itertools.accumulate(u.weight * max(u.alive_until - u.signup_at, 1.0) for u in self.users))
+        stop = 1.0 / self.p.mean_session_events  # geometric length with this mean
+        while remaining > 0:
+            length = min(remaining, 1 + int(math.log(1.0 - rng.random()) / math.log(1.0 - stop)) if stop < 1 else 1)
+            index = bisect.bisect_right(intensity, rng.random() * intensity[-1])
+            index = min(index, len(self.users) - 1)  # guards a draw that lands exactly on the total
+            user = self.users[index]
+            self.sessions.append(_Session(self.time.draw(rng, user.signup_at, user.alive_until), index, length, 2))
+            remaining -= length
+        self.sessions.sort(key=lambda s: (s.start, s.user))
+
+    def events(self) -> Iterator[UserActionEvent]:
+        p = self.p
+        budget = p.events - round(p.events * p.retry_duplicate_fraction)
+        self.make_users()
+        self.make_sessions(budget)
+        retries = p.events - budget
+        retry_every = budget / retries if retries else math.inf
+        next_retry = retry_every / 2
+        emitted = 0
+        sessions_per_user = [0] * len(self.users)
+        for session in self.sessions:
+            sessions_per_user[session.user] += 1
+        state = _FunnelState(returning={i for i, n in enumerate(sessions_per_user) if n > 1})
+        for number, session in enumerate(self.sessions):
+            for event in self.session_events(number, session, state):
+                yield event
+                emitted += 1
+                if emitted >= next_retry:
+                    next_retry += retry_every
+                    yield self.retry_of(event)
+
+    def session_events(self, number: int, session: _Session, state: _FunnelState) -> Iterator[UserActionEvent]:
+        p, rng = self.p, self.rng
+        user = self.users[session.user]
+        actions: list[str] = []
+        if session.kind == 0:
+            actions.append("signup")
+            if user.activated:
+                actions.append("activate")
+        actions.extend(self.action_mix[user.source].many(rng, session.length if session.kind == 2 else session.kind))
+        if user.buyer:
+            if session.user in state.bought:
+                if session.kind == 2 and rng.random() < p.repeat_purchase_rate:
+                    actions[-1] = "purchase"  # a repeat purchase ends the visit, within its budget
+            elif session.kind != 0 or session.user not in state.returning:
+                # The first purchase comes on a later visit, or at signup for a user who never returns.
+                state.bought.add(session.user)
+                actions.append("purchase")
+        session_id = f"s{number:08x}"
+        moment = session.start
+        for position, action in enumerate(actions):
+            if position:
+                moment += rng.expovariate(1.0 / p.mean_event_gap_seconds)
+            if action == "activate":
+                state.activated_at[session.user] = moment
+            elif action == "purchase":
+                # A later visit can start within seconds of signup: keep the funnel's order all the same.
+                moment = max(moment, state.activated_at.get(session.user, moment))
+            # Clipped so a session never spills past the user's last alive week (or the window).
+            yield self.event(user, action, min(moment, user.alive_until - 1e-3), session_id)
+
+    def metadata(self, user: _User, action: str, session_id: str) -> dict[str, Any]:
+        p, rng = self.p, self.rng
+        data: dict[str, Any] = {"session_id": session_id, "device": user.device}
+        if action == "page_view":
+            data["page"] = self.pages.one(rng)
+            data["referrer"] = (
+                None if rng.random() < p.null_referrer_fraction else rng.choice(("search", "social", "email", "ad"))
+            )
+            data["duration_ms"] = int(rng.lognormvariate(8.0, 1.0))
+        elif action == "click":
+            data["page"] = self.pages.one(rng)
+            data["element"] = rng.choice(("button", "link", "card", "menu"))
+        elif action == "search":
+            data["query_length"] = rng.randint(1, 40)
+            data["results"] = int(rng.expovariate(1 / 25))
+        elif action == "share":
+            data["channel"] = rng.choice(("email", "link", "social"))
+        elif action == "error":
+            data["page"] = self.pages.one(rng)
+            data["code"] = rng.choice((400, 404, 404, 500, 503))
+        elif action in ("signup", "activate"):
+            data["plan"] = user.plan
+            if action == "signup":
+                data["campaign"] = rng.choice(("organic", "organic", "newsletter", "partner", "ads"))
+        elif action == "purchase":
+            data["plan"] = user.plan if user.plan != "free" else "pro"
+            data["amount"] = round(p.purchase_amount_median * math.exp(rng.gauss(0.0, p.purchase_amount_sigma)), 2)
+            data["currency"] = rng.choice(("EUR", "USD"))
+        return data
+
+    def event(self, user: _User, action: str, moment: float, session_id: str) -> UserActionEvent:
+        p, rng = self.p, self.rng
+        delay = rng.expovariate(1.0 / p.delivery_latency_seconds)
+        if rng.random() < p.late_fraction:
+            delay += rng.expovariate(1.0 / p.late_mean_seconds)
+        at = self.start_epoch + moment
+        timestamp = _from_epoch(at, UTC)
+        received_at = _from_epoch(at + delay, UTC)
+        sent_at = _from_epoch(at + delay - min(delay, 0.05), UTC) if user.sets_sent_at else None
+        return UserActionEvent(
+            event_id=_random_uuid(rng),
+            user_id=user.user_id,
+            action=action,
+            timestamp=timestamp,
+            source=user.source,
+            metadata=self.metadata(user, action, session_id),
+            received_at=received_at,
+            sent_at=sent_at,
+        )
+
+    def retry_of(self, event: UserActionEvent) -> UserActionEvent:
+        """The same fact sent again by a client that did not see the first answer: a new id, a later receipt."""
+        return UserActionEvent(
+            event_id=_random_uuid(self.rng),
+            user_id=event.user_id,
+            action=event.action,
+            timestamp=event.timestamp,
+            source=event.source,
+            metadata=event.metadata,
+            received_at=event.received_at + timedelta(seconds=self.rng.uniform(1.0, 5.0)),
+            sent_at=event.sent_at,
+        )
+
+
+def simulate(params: SimulationParams) -> Iterator[UserActionEvent]:
+    """Exactly params.events events, reproducible from params alone."""
+    return _Generator(params).events()
+
+
+def in_batches(events: Iterator[UserActionEvent], size: int) -> Iterator[Sequence[UserActionEvent]]:
+    """Consecutive chunks of at most size events."""
+    while chunk := list(itertools.islice(events, size)):
+        yield chunk
