@@ -1,0 +1,91 @@
+"""Temporal analysis: hourly and daily series, the daily and weekly cycles, trend and anomalous days.
+
+Only `hourly_series` reads the store (one GROUP BY over the hour bucket); everything else derives from
+that series, which has one value per hour of the time span whatever the number of events.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis.db import Database
+
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def hourly_series(db: Database) -> pd.Series:
+    """Events per UTC hour, hours without events included as 0."""
+    frame = db.frame(db.sql.hourly_events)
+    if frame.empty:
+        return pd.Series(dtype="int64", name="events")
+    index = pd.DatetimeIndex(pd.to_datetime(frame["hour"], format="%Y-%m-%dT%H", utc=True))
+    series = pd.Series(frame["events"].to_numpy(), index=index, name="events")
+    full = pd.date_range(index.min(), index.max(), freq="h")
+    return series.reindex(full, fill_value=0)
+
+
+def daily_series(hourly: pd.Series) -> pd.Series:
+    """Events per UTC day."""
+    return hourly.resample("D").sum().rename("events")
+
+
+def hour_of_day_profile(hourly: pd.Series) -> pd.Series:
+    """Mean events per hour of the day (0-23, UTC), averaged over the days observed."""
+    return hourly.groupby(hourly.index.hour).mean().reindex(range(24), fill_value=0.0).rename("events")
+
+
+def peak_hours(hourly: pd.Series, top: int = 3) -> list[int]:
+    """The busiest hours of the day (UTC), busiest first."""
+    return [int(h) for h in hour_of_day_profile(hourly).sort_values(ascending=False).index[:top]]
+
+
+def hour_weekday_heatmap(hourly: pd.Series) -> pd.DataFrame:
+    """Mean events per (weekday, hour of day): rows Mon..Sun, columns 0..23."""
+    frame = pd.DataFrame({"events": hourly.to_numpy(), "weekday": hourly.index.weekday, "hour": hourly.index.hour})
+    table = frame.pivot_table(index="weekday", columns="hour", values="events", aggfunc="mean")
+    table = table.reindex(index=range(7), columns=range(24))
+    table.index = pd.Index([WEEKDAYS[i] for i in table.index], name="weekday")
+    return table
+
+
+def weekday_profile(daily: pd.Series) -> pd.Series:
+    """Median events per weekday relative to the median day (1.0 = a typical day). Medians, so that one
+    anomalous day does not shift its weekday."""
+    by_weekday = daily.groupby(daily.index.weekday).median()
+    profile = by_weekday / by_weekday.median()
+    profile.index = pd.Index([WEEKDAYS[i] for i in profile.index], name="weekday")
+    return profile.rename("relative_volume")
+
+
+def trend(daily: pd.Series) -> dict[str, float]:
+    """Least-squares line through daily counts: slope in events/day and that slope relative to the mean,
+    per week."""
+    if len(daily) < 2:
+        return {"slope_per_day": 0.0, "weekly_growth": 0.0}
+    slope = float(np.polyfit(np.arange(len(daily)), daily.to_numpy(dtype=float), 1)[0])
+    mean = float(daily.mean())
+    return {"slope_per_day": slope, "weekly_growth": 7 * slope / mean if mean else 0.0}
+
+
+def daily_anomalies(daily: pd.Series, window: int = 7, threshold: float = 3.5) -> pd.DataFrame:
+    """Days far from what the days before them predicted, after removing the weekly cycle.
+
+    Each day is divided by its weekday's relative volume, then compared with the median of the `window`
+    days before it; the spread is their median absolute deviation (scaled to a standard deviation).
+    z = (value - baseline) / spread; |z| >= threshold flags the day. The first `window` days get no score.
+    """
+    profile = weekday_profile(daily)
+    factors = np.array([profile.iloc[profile.index.get_loc(WEEKDAYS[d])] for d in daily.index.weekday])
+    adjusted = daily.to_numpy(dtype=float) / np.where(factors > 0, factors, 1.0)
+    series = pd.Series(adjusted, index=daily.index)
+    previous = series.shift(1).rolling(window, min_periods=window)
+    baseline = previous.median()
+    mad = previous.apply(lambda v: np.median(np.abs(v - np.median(v))), raw=True) * 1.4826
+    # A floor on the spread: Poisson noise at the baseline's level, so a flat history cannot make
+    # every small wiggle look infinite.
+    spread = np.maximum(mad, np.sqrt(baseline.clip(lower=1.0)))
+    z = (series - baseline) / spread
+    return pd.DataFrame(
+        {"events": daily, "adjusted": series, "baseline": baseline, "z": z, "anomaly": z.abs() >= threshold}
+    )
