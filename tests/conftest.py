@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.support.server import ServerProcess
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -15,3 +20,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if skipped:
         reporter.write_line(f"CI=true and {len(skipped)} test(s) skipped: a skip in CI is a failure", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Factory: start_server(env={...}) runs the real service on a free port with a temp SQLite file."""
+    started: list[ServerProcess] = []
+
+    def start(database_url: str | None = None, **kwargs: Any) -> ServerProcess:
+        url = database_url or f"sqlite:///{tmp_path / 'telemetry.db'}"
+        server = ServerProcess(url, **kwargs).wait_ready()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        if server.proc.poll() is None:
+            server.kill()

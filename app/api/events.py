@@ -1,0 +1,182 @@
+"""Event routes: ingest one, ingest a batch, read one, list with keyset pages, stats."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import AwareDatetime, TypeAdapter, ValidationError
+from starlette.responses import Response
+
+from app.api.problems import ApiProblem, field_errors, problem_responses
+from app.api.schemas import (
+    BatchIn,
+    BatchOut,
+    EventIn,
+    EventOut,
+    EventPageOut,
+    InvalidCursor,
+    JsonBody,
+    StatsOut,
+    decode_cursor,
+    encode_cursor,
+    event_json,
+)
+from app.config import Settings
+from app.repository.events_repository import AddStatus, EventFilter, EventQuery, StatsQuery
+from app.services.event_service import EventDraft, EventService
+
+
+def get_service(request: Request) -> EventService:
+    service: EventService = request.app.state.service
+    return service
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+ServiceDep = Annotated[EventService, Depends(get_service)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+router = APIRouter(prefix="/v1", tags=["events"])
+_event_adapter: TypeAdapter[EventIn] = TypeAdapter(EventIn)
+
+
+@router.post(
+    "/events",
+    status_code=201,
+    response_model=EventOut,
+    summary="Record one user action",
+    responses={
+        200: {"model": EventOut, "description": "Already stored with this event_id and the same payload"},
+        **problem_responses(400, 409, 413, 415, 422, 503),
+    },
+)
+async def record_event(event: EventIn, service: ServiceDep) -> Response:
+    result = await service.record_event(event.to_draft())
+    status = 201 if result.status is AddStatus.ACCEPTED else 200
+    return JsonBody(event_json(result.event), status_code=status)
+
+
+@router.post(
+    "/events/batch",
+    response_model=BatchOut,
+    summary="Record many user actions; each item is accepted or refused on its own",
+    responses=problem_responses(400, 413, 415, 422, 503),
+)
+async def record_batch(batch: BatchIn, service: ServiceDep, settings: SettingsDep) -> Response:
+    if len(batch.events) > settings.batch_max_events:
+        service.reject("batch_too_large", len(batch.events))
+        raise ApiProblem(
+            413,
+            "batch-too-large",
+            f"{len(batch.events)} events in one batch; the most is {settings.batch_max_events}",
+        )
+    drafts: list[EventDraft] = []
+    positions: list[int] = []
+    results: list[dict[str, Any]] = [{} for _ in batch.events]
+    for index, item in enumerate(batch.events):
+        try:
+            drafts.append(_event_adapter.validate_python(item).to_draft())
+            positions.append(index)
+        except ValidationError as exc:
+            raw_id = item.get("event_id") if isinstance(item, dict) else None
+            results[index] = {
+                "index": index,
+                "event_id": _uuid_or_none(raw_id),
+                "status": "invalid",
+                "errors": field_errors(exc.errors()),
+            }
+    invalid = len(batch.events) - len(drafts)
+    if invalid:
+        service.reject("invalid", invalid)
+    stored = await service.record_batch(drafts)
+    for index, result in zip(positions, stored, strict=True):
+        results[index] = {"index": index, "event_id": str(result.event.event_id), "status": result.status.value}
+    counts = dict.fromkeys(("accepted", "duplicate", "conflict", "invalid"), 0)
+    for r in results:
+        counts[r["status"]] += 1
+    return JsonBody({**counts, "results": results})
+
+
+def _uuid_or_none(value: Any) -> str | None:
+    try:
+        return str(UUID(value)) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+@router.get(
+    "/events/{event_id}",
+    response_model=EventOut,
+    summary="Read one event",
+    responses=problem_responses(404, 422),
+)
+def get_event(event_id: UUID, service: ServiceDep) -> Response:
+    return JsonBody(event_json(service.get_event(event_id)))
+
+
+def event_filter(
+    user_id: Annotated[str | None, Query(max_length=256)] = None,
+    action: Annotated[str | None, Query(max_length=128)] = None,
+    source: Annotated[str | None, Query(max_length=128)] = None,
+    since: Annotated[AwareDatetime | None, Query(description="Inclusive lower bound on timestamp")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Exclusive upper bound on timestamp")] = None,
+) -> EventFilter:
+    if since is not None and until is not None and since >= until:
+        raise ApiProblem(422, "invalid-range", "`since` must be earlier than `until`")
+    return EventFilter(user_id=user_id, action=action, source=source, since=since, until=until)
+
+
+FilterDep = Annotated[EventFilter, Depends(event_filter)]
+
+
+@router.get(
+    "/events",
+    response_model=EventPageOut,
+    summary="List events in (timestamp, event_id) order, a keyset page at a time",
+    responses=problem_responses(400, 422),
+)
+def list_events(
+    service: ServiceDep,
+    event_filter: FilterDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
+) -> Response:
+    try:
+        after = decode_cursor(cursor) if cursor else None
+    except InvalidCursor as exc:
+        raise ApiProblem(400, "invalid-cursor", str(exc)) from exc
+    page = service.list_events(EventQuery(event_filter, limit, after))
+    return JsonBody({"items": [event_json(e) for e in page.items], "next_cursor": encode_cursor(page.next_cursor)})
+
+
+@router.get(
+    "/stats",
+    response_model=StatsOut,
+    summary="Event counts by action, by source and by time bucket over a time range",
+    responses=problem_responses(422),
+)
+def stats(
+    service: ServiceDep,
+    event_filter: FilterDep,
+    bucket: Literal["hour", "day"] = "hour",
+) -> Response:
+    result = service.stats(StatsQuery(event_filter, bucket))
+    return JsonBody(
+        {
+            "total": result.total,
+            "by_action": result.by_action,
+            "by_source": result.by_source,
+            "bucket": bucket,
+            "by_bucket": [{"start": _iso(start), "count": n} for start, n in result.by_bucket],
+        }
+    )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,39 @@
+"""Operational routes: liveness, readiness, Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.responses import Response
+
+from app.api.events import ServiceDep
+from app.api.problems import problem_response, problem_responses
+from app.api.schemas import JsonBody
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="Alive: the process answers")
+async def healthz() -> Response:
+    return JsonBody({"status": "ok"})
+
+
+@router.get("/readyz", summary="Ready: the database is reachable and writable", responses=problem_responses(503))
+def readyz(request: Request, service: ServiceDep) -> Response:
+    if not request.app.state.writer.alive:
+        return problem_response(503, "The writer is stopped (shutting down).", slug="not-ready")
+    try:
+        service.check_ready()
+    except Exception as exc:  # any failure to take a write lock means "not ready", with the reason
+        return problem_response(503, f"Database not writable: {type(exc).__name__}: {exc}", slug="not-ready")
+    return JsonBody({"status": "ready"})
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (text exposition format)",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
+)
+def metrics(request: Request) -> Response:
+    return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,130 @@
+"""RFC 9457 problem details: every error the API answers has this one shape, mapped here in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from app.json_codec import dump_json
+from app.models import DomainError, InvalidEvent
+from app.repository.group_commit import StorageUnavailable, WriteQueueFull, WriterClosed
+from app.services.event_service import EventConflict, EventNotFound
+
+PROBLEM_JSON = "application/problem+json"
+RETRY_AFTER_S = 1
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="Dotted path of the offending field, e.g. 'events.3.timestamp'")
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """application/problem+json (RFC 9457)."""
+
+    type: str = Field(description="A URI naming the kind of problem")
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class ApiProblem(Exception):
+    """Raised by routes for an error with a status of its own (400 bad cursor, 413 batch too large...)."""
+
+    def __init__(
+        self, status: int, slug: str, detail: str, headers: Mapping[str, str] | None = None, **extra: Any
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.slug = slug
+        self.detail = detail
+        self.headers = dict(headers or {})
+        self.extra = extra
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    slug: str | None = None,
+    instance: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    phrase = HTTPStatus(status).phrase
+    body: dict[str, Any] = {
+        "type": f"urn:telemetry:problem:{slug}" if slug else "about:blank",
+        "title": phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update(extra)
+    return Response(dump_json(body), status_code=status, headers=dict(headers or {}), media_type=PROBLEM_JSON)
+
+
+def field_errors(errors: Sequence[Any], prefix: Sequence[str | int] = ()) -> list[dict[str, str]]:
+    """Pydantic errors as FieldError dicts, without the rejected input (it may hold personal data)."""
+    out = []
+    for err in errors:
+        loc = [*prefix, *[p for p in err.get("loc", ()) if p != "body"]]
+        out.append({"field": ".".join(str(p) for p in loc), "message": str(err.get("msg")), "type": err.get("type")})
+    return out
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries, so the schema documents every status a route can return."""
+    return {s: {"model": Problem, "description": HTTPStatus(s).phrase, "content": {PROBLEM_JSON: {}}} for s in statuses}
+
+
+_DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
+    EventNotFound: (404, "event-not-found"),
+    EventConflict: (409, "event-conflict"),
+    InvalidEvent: (422, "invalid-event"),
+    WriteQueueFull: (503, "write-queue-full"),
+    StorageUnavailable: (503, "storage-unavailable"),
+    WriterClosed: (503, "shutting-down"),
+}
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    async def on_validation(request: Request, exc: RequestValidationError) -> Response:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return problem_response(400, "The request body is not valid JSON.", slug="malformed-json")
+        fields = field_errors(errors)
+        detail = "; ".join(f"{f['field'] or 'request'}: {f['message']}" for f in fields[:5])
+        return problem_response(422, f"Validation failed: {detail}", slug="validation-error", errors=fields)
+
+    async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"No route for {request.url.path}"
+        return problem_response(exc.status_code, detail, headers=exc.headers)
+
+    async def on_api_problem(request: Request, exc: ApiProblem) -> Response:
+        return problem_response(exc.status, exc.detail, slug=exc.slug, headers=exc.headers, **exc.extra)
+
+    async def on_domain(request: Request, exc: DomainError) -> Response:
+        status, slug = next((v for k, v in _DOMAIN_STATUS.items() if isinstance(exc, k)), (500, "internal-error"))
+        headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+        extra: dict[str, Any] = {}
+        if isinstance(exc, EventConflict):
+            extra = {"event_id": str(exc.event_id), "conflicting_fields": list(exc.fields)}
+        return problem_response(status, str(exc), slug=slug, headers=headers, **extra)
+
+    app.add_exception_handler(RequestValidationError, on_validation)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, on_http)  # type: ignore[arg-type]
+    app.add_exception_handler(ApiProblem, on_api_problem)  # type: ignore[arg-type]
+    app.add_exception_handler(DomainError, on_domain)  # type: ignore[arg-type]

@@ -1,0 +1,66 @@
+"""The HTTP entrypoint: builds the app from Settings and wires the ports to their adapters."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.api import events, operations
+from app.api.middleware import RequestContextMiddleware
+from app.api.problems import install_problem_handlers
+from app.config import Settings
+from app.logging_config import configure_logging, get_logger
+from app.observability.metrics import PrometheusMetrics
+from app.repository import open_repository
+from app.repository.group_commit import GroupCommitWriter
+from app.services.event_service import EventService
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+    log = get_logger("telemetry")
+    metrics = PrometheusMetrics(
+        label_max_values=settings.metrics_label_max_values,
+        allowed_actions=settings.metrics_allowed_actions,
+        allowed_sources=settings.metrics_allowed_sources,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        repository = open_repository(
+            settings.database_url,
+            synchronous=settings.sqlite_synchronous,
+            busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        )
+        writer = GroupCommitWriter(
+            repository, metrics, max_queue=settings.write_queue_max, max_batch=settings.commit_batch_max
+        )
+        app.state.writer = writer
+        app.state.service = EventService(writer, repository, metrics, log)
+        log.info("service_started", database=settings.database_url.split("://", 1)[0])
+        try:
+            yield
+        finally:
+            drained = writer.close(settings.shutdown_timeout_s)
+            repository.close()
+            log.info("service_stopped", drained=drained)
+
+    app = FastAPI(
+        title="Telemetry Mini Service",
+        version="0.1.0",
+        summary="Every user action recorded as an immutable event: observable and analysable.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    install_problem_handlers(app)
+    app.include_router(events.router)
+    app.include_router(operations.router)
+    app.add_middleware(RequestContextMiddleware, metrics=metrics, log=log)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,130 @@
+"""Prometheus metrics: technical (requests, latency) and domain (actions, rejections, duplicates, writes).
+
+The service and the writer see small methods (event_recorded, committed, ...), not prometheus_client.
+Client-supplied label values are bounded: a client sending 10,000 actions adds at most N series.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess as prom_multiprocess
+
+OTHER = "other"
+UNMATCHED_ROUTE = "unmatched"
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2000, 5000)
+
+
+class BoundedLabel:
+    """At most max_values distinct values pass through (or only allow-listed ones); the rest become 'other'."""
+
+    def __init__(self, max_values: int, allowed: Iterable[str] | None = None) -> None:
+        self._max = max_values
+        self._allowed = frozenset(allowed) if allowed is not None else None
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def __call__(self, value: str) -> str:
+        if self._allowed is not None:
+            return value if value in self._allowed else OTHER
+        if value in self._seen:
+            return value
+        with self._lock:
+            if len(self._seen) < self._max:
+                self._seen.add(value)
+                return value
+        return OTHER
+
+
+class PrometheusMetrics:
+    """All of the service's metrics on one registry (one per app, so tests can build many apps)."""
+
+    def __init__(
+        self,
+        *,
+        label_max_values: int = 50,
+        allowed_actions: Iterable[str] | None = None,
+        allowed_sources: Iterable[str] | None = None,
+    ) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._action = BoundedLabel(label_max_values, allowed_actions)
+        self._source = BoundedLabel(label_max_values, allowed_sources)
+        r = self.registry
+        self.http_requests = Counter(
+            "http_requests", "HTTP requests answered", ["method", "route", "status"], registry=r
+        )
+        self.http_duration = Histogram(
+            "http_request_duration_seconds",
+            "Time from request start to response end",
+            ["method", "route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.user_actions = Counter(
+            "telemetry_user_actions", "User action events recorded", ["action", "source"], registry=r
+        )
+        self.rejected = Counter("telemetry_events_rejected", "Events refused, by reason", ["reason"], registry=r)
+        self.duplicates = Counter(
+            "telemetry_events_duplicate", "Events received again with the same event_id and payload", registry=r
+        )
+        self.queue_depth_gauge = Gauge(
+            "telemetry_write_queue_depth",
+            "Events waiting for commit",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.queue_capacity_gauge = Gauge(
+            "telemetry_write_queue_capacity",
+            "Events the write queue may hold",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.queue_full_total = Counter(
+            "telemetry_write_queue_full", "Ingest requests refused with 503 because the queue was full", registry=r
+        )
+        self.commit_batch = Histogram(
+            "telemetry_commit_batch_size", "Events written per group commit", buckets=_BATCH_BUCKETS, registry=r
+        )
+        self.commit_duration = Histogram(
+            "telemetry_commit_duration_seconds", "Duration of one group commit", buckets=_LATENCY_BUCKETS, registry=r
+        )
+
+    # -- domain (the service's port) --
+    def event_recorded(self, action: str, source: str) -> None:
+        self.user_actions.labels(self._action(action), self._source(source)).inc()
+
+    def event_rejected(self, reason: str, count: int = 1) -> None:
+        self.rejected.labels(reason).inc(count)
+
+    def event_duplicate(self) -> None:
+        self.duplicates.inc()
+
+    # -- writer --
+    def queue_depth(self, depth: int, capacity: int) -> None:
+        self.queue_depth_gauge.set(depth)
+        self.queue_capacity_gauge.set(capacity)
+
+    def queue_full(self) -> None:
+        self.queue_full_total.inc()
+
+    def committed(self, batch_size: int, duration_s: float) -> None:
+        self.commit_batch.observe(batch_size)
+        self.commit_duration.observe(duration_s)
+
+    # -- HTTP --
+    def http_request(self, method: str, route: str, status: int, duration_s: float) -> None:
+        self.http_requests.labels(method, route, str(status)).inc()
+        self.http_duration.labels(method, route).observe(duration_s)
+
+    def exposition(self) -> bytes:
+        """The text format for /metrics; in multiprocess mode, the sum over every worker process."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            prom_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)

@@ -1,0 +1,313 @@
+"""The storage port (EventRepository) and its SQLite adapter.
+
+Every backend implements the same small, synchronous interface; tests/integration runs one contract suite
+against each. Raw parameterised SQL over the driver: no ORM writes onto the frozen domain event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal, Protocol
+from uuid import UUID
+
+from app.database.connection import SynchronousMode, connect, migrate
+from app.json_codec import dump_json, load_json
+from app.models import UserActionEvent, from_utc_text, to_utc_text
+
+
+class AddStatus(StrEnum):
+    ACCEPTED = "accepted"  # stored now
+    DUPLICATE = "duplicate"  # same event_id, same fact: already stored, stored once
+    CONFLICT = "conflict"  # same event_id, another fact: refused
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    status: AddStatus
+    event: UserActionEvent  # the event as stored (for a duplicate or conflict: as first stored)
+    conflicting_fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Position after the last item of a page, in (timestamp, event_id) order."""
+
+    timestamp: datetime
+    event_id: UUID
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    user_id: str | None = None
+    action: str | None = None
+    source: str | None = None
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+
+
+@dataclass(frozen=True, slots=True)
+class EventQuery:
+    filter: EventFilter = field(default_factory=EventFilter)
+    limit: int = 100
+    after: Cursor | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    items: list[UserActionEvent]
+    next_cursor: Cursor | None
+
+
+Bucket = Literal["hour", "day"]
+
+
+@dataclass(frozen=True, slots=True)
+class StatsQuery:
+    filter: EventFilter = field(default_factory=EventFilter)
+    bucket: Bucket = "hour"
+
+
+@dataclass(frozen=True, slots=True)
+class EventStats:
+    total: int
+    by_action: dict[str, int]
+    by_source: dict[str, int]
+    by_bucket: list[tuple[datetime, int]]  # bucket start (UTC), count; ordered by time
+
+
+class EventRepository(Protocol):
+    """Where events are kept. Thread-safe: one instance serves the writer thread and the readers."""
+
+    def add(self, events: Sequence[UserActionEvent]) -> list[AddResult]:
+        """Store new events in one transaction; one result per event, in order."""
+        ...
+
+    def get(self, event_id: UUID) -> UserActionEvent | None: ...
+
+    def query(self, q: EventQuery) -> EventPage: ...
+
+    def iter_events(self, q: EventQuery) -> Iterator[UserActionEvent]:
+        """Every event matching q.filter after q.after, in order, a page at a time (constant memory)."""
+        ...
+
+    def stats(self, q: StatsQuery) -> EventStats: ...
+
+    def check_writable(self) -> None:
+        """Raise when the store cannot take a write now."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def classify_existing(new: UserActionEvent, stored: UserActionEvent) -> AddResult:
+    """What a second event with a known event_id is: the same fact again, or a conflicting one."""
+    if new.same_fact_as(stored):
+        return AddResult(AddStatus.DUPLICATE, stored)
+    return AddResult(AddStatus.CONFLICT, stored, tuple(new.differing_fields(stored)))
+
+
+def iterate_pages(repo: EventRepository, q: EventQuery) -> Iterator[UserActionEvent]:
+    """iter_events for any backend with keyset pages: memory stays bounded by one page."""
+    page_query = replace(q, limit=max(q.limit, 1000))
+    while True:
+        page = repo.query(page_query)
+        yield from page.items
+        if page.next_cursor is None:
+            return
+        page_query = replace(page_query, after=page.next_cursor)
+
+
+_COLUMNS = "event_id, user_id, action, source, timestamp, received_at, sent_at, metadata"
+_BUCKET_PREFIX = {"hour": 13, "day": 10}  # length of '2026-01-02T03' and '2026-01-02'
+
+
+def _row(event: UserActionEvent) -> tuple[Any, ...]:
+    return (
+        str(event.event_id),
+        event.user_id,
+        event.action,
+        event.source,
+        to_utc_text(event.timestamp),
+        to_utc_text(event.received_at),
+        to_utc_text(event.sent_at) if event.sent_at else None,
+        dump_json(event.metadata),
+    )
+
+
+def _event(row: Sequence[Any]) -> UserActionEvent:
+    return UserActionEvent(
+        event_id=UUID(row[0]),
+        user_id=row[1],
+        action=row[2],
+        source=row[3],
+        timestamp=from_utc_text(row[4]),
+        received_at=from_utc_text(row[5]),
+        sent_at=from_utc_text(row[6]) if row[6] else None,
+        metadata=load_json(row[7]),
+    )
+
+
+def _where(f: EventFilter, after: Cursor | None = None) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column in ("user_id", "action", "source"):
+        value = getattr(f, column)
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if f.since is not None:
+        clauses.append("timestamp >= ?")
+        params.append(to_utc_text(f.since))
+    if f.until is not None:
+        clauses.append("timestamp < ?")
+        params.append(to_utc_text(f.until))
+    if after is not None:
+        clauses.append("(timestamp, event_id) > (?, ?)")
+        params.extend([to_utc_text(after.timestamp), str(after.event_id)])
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+class SqliteEventRepository:
+    """EventRepository on one SQLite file in WAL mode: a connection per thread, one writer at a time."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: SynchronousMode = "FULL",
+        busy_timeout_ms: int = 5000,
+        checkpoint_interval_s: float | None = 1.0,
+    ) -> None:
+        self.path = path
+        self._synchronous: SynchronousMode = synchronous
+        self._busy_timeout_ms = busy_timeout_ms
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        migrate(self._connection())
+        self._stop = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        if checkpoint_interval_s:
+            # wal_autocheckpoint is off: checkpoints run here, beside the writer, never inside a commit.
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop, args=(checkpoint_interval_s,), name="sqlite-checkpoint", daemon=True
+            )
+            self._checkpointer.start()
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path, synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms)
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def add(self, events: Sequence[UserActionEvent]) -> list[AddResult]:
+        conn = self._connection()
+        results: list[AddResult] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for event in events:
+                cursor = conn.execute(
+                    f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (event_id) DO NOTHING",
+                    _row(event),
+                )
+                if cursor.rowcount == 1:
+                    results.append(AddResult(AddStatus.ACCEPTED, event))
+                    continue
+                row = conn.execute(
+                    f"SELECT {_COLUMNS} FROM events WHERE event_id = ?", (str(event.event_id),)
+                ).fetchone()
+                results.append(classify_existing(event, _event(row)))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return results
+
+    def get(self, event_id: UUID) -> UserActionEvent | None:
+        row = (
+            self._connection().execute(f"SELECT {_COLUMNS} FROM events WHERE event_id = ?", (str(event_id),)).fetchone()
+        )
+        return _event(row) if row else None
+
+    def query(self, q: EventQuery) -> EventPage:
+        where, params = _where(q.filter, q.after)
+        rows = (
+            self._connection()
+            .execute(
+                f"SELECT {_COLUMNS} FROM events{where} ORDER BY timestamp, event_id LIMIT ?",
+                [*params, q.limit + 1],
+            )
+            .fetchall()
+        )
+        items = [_event(r) for r in rows[: q.limit]]
+        more = len(rows) > q.limit
+        next_cursor = Cursor(items[-1].timestamp, items[-1].event_id) if more and items else None
+        return EventPage(items, next_cursor)
+
+    def iter_events(self, q: EventQuery) -> Iterator[UserActionEvent]:
+        return iterate_pages(self, q)
+
+    def stats(self, q: StatsQuery) -> EventStats:
+        where, params = _where(q.filter)
+        conn = self._connection()
+        width = _BUCKET_PREFIX[q.bucket]
+        conn.execute("BEGIN")  # one snapshot for the three counts
+        try:
+            by_action = dict(
+                conn.execute(f"SELECT action, COUNT(*) FROM events{where} GROUP BY action", params).fetchall()
+            )
+            by_source = dict(
+                conn.execute(f"SELECT source, COUNT(*) FROM events{where} GROUP BY source", params).fetchall()
+            )
+            buckets = conn.execute(
+                f"SELECT substr(timestamp, 1, {width}) AS b, COUNT(*) FROM events{where} GROUP BY b ORDER BY b",
+                params,
+            ).fetchall()
+        finally:
+            conn.execute("COMMIT")
+        fmt = "%Y-%m-%dT%H" if q.bucket == "hour" else "%Y-%m-%d"
+        by_bucket = [(from_utc_text(_bucket_text(b, fmt)), n) for b, n in buckets]
+        return EventStats(sum(by_action.values()), by_action, by_source, by_bucket)
+
+    def check_writable(self) -> None:
+        conn = self._connection()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+
+    def checkpoint(self, mode: Literal["PASSIVE", "TRUNCATE"] = "PASSIVE") -> None:
+        self._connection().execute(f"PRAGMA wal_checkpoint({mode})")
+
+    def _checkpoint_loop(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            try:
+                self.checkpoint("PASSIVE")
+            except sqlite3.Error:
+                continue  # busy or closing: the next round tries again
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join(timeout=5)
+        with contextlib.suppress(sqlite3.Error):  # another process may hold it; the WAL waits for the next one
+            self.checkpoint("TRUNCATE")
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+
+def _bucket_text(prefix: str, fmt: str) -> str:
+    moment = datetime.strptime(prefix, fmt)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

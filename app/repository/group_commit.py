@@ -1,0 +1,149 @@
+"""Group commit: concurrent requests share one transaction, written by one writer thread per process.
+
+A request's `await append(...)` returns only after the transaction holding its events has committed, so
+a 2xx always means "stored". The event loop never waits on the database: the thread does, and hands each
+result back with call_soon_threadsafe. The queue is bounded; when full, append raises WriteQueueFull at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from app.models import DomainError, UserActionEvent
+from app.repository.events_repository import AddResult, EventRepository
+
+
+class WriteQueueFull(DomainError):
+    """More events wait for commit than the queue may hold: come back shortly (503 + Retry-After)."""
+
+
+class StorageUnavailable(DomainError):
+    """The transaction failed (database unreachable, disk full...): nothing of the request was stored."""
+
+
+class WriterClosed(DomainError):
+    """The service is shutting down and takes no new writes."""
+
+
+class WriterMetrics(Protocol):
+    def queue_depth(self, depth: int, capacity: int) -> None: ...
+    def queue_full(self) -> None: ...
+    def committed(self, batch_size: int, duration_s: float) -> None: ...
+
+
+@dataclass(slots=True)
+class _Pending:
+    events: Sequence[UserActionEvent]
+    future: asyncio.Future[list[AddResult]]
+    loop: asyncio.AbstractEventLoop
+
+
+def _resolve(pending: _Pending, result: list[AddResult] | BaseException) -> None:
+    def deliver() -> None:
+        if pending.future.done():  # the client went away; its events are stored all the same
+            return
+        if isinstance(result, BaseException):
+            pending.future.set_exception(result)
+        else:
+            pending.future.set_result(result)
+
+    pending.loop.call_soon_threadsafe(deliver)
+
+
+class GroupCommitWriter:
+    def __init__(
+        self,
+        repository: EventRepository,
+        metrics: WriterMetrics,
+        *,
+        max_queue: int = 10_000,
+        max_batch: int = 2000,
+    ) -> None:
+        self._repository = repository
+        self._metrics = metrics
+        self._max_queue = max_queue
+        self._max_batch = max_batch
+        self._queue: deque[_Pending] = deque()
+        self._queued_events = 0
+        self._cond = threading.Condition()
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="group-commit-writer", daemon=True)
+        self._thread.start()
+        self._metrics.queue_depth(0, max_queue)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and not self._closing
+
+    async def append(self, events: Sequence[UserActionEvent]) -> list[AddResult]:
+        """Store events; returns one result per event after their transaction has committed."""
+        if not events:
+            return []
+        loop = asyncio.get_running_loop()
+        pending = _Pending(events, loop.create_future(), loop)
+        with self._cond:
+            if self._closing:
+                raise WriterClosed("shutting down")
+            if self._queued_events + len(events) > self._max_queue:
+                self._metrics.queue_full()
+                raise WriteQueueFull(f"{self._queued_events} events already wait for commit")
+            self._queue.append(pending)
+            self._queued_events += len(events)
+            self._metrics.queue_depth(self._queued_events, self._max_queue)
+            self._cond.notify()
+        return await pending.future
+
+    def _take(self) -> list[_Pending] | None:
+        """Wait for work, then take whole requests up to max_batch events (at least one request)."""
+        with self._cond:
+            while not self._queue:
+                if self._closing:
+                    return None
+                self._cond.wait()
+            taken = [self._queue.popleft()]
+            size = len(taken[0].events)
+            while self._queue and size + len(self._queue[0].events) <= self._max_batch:
+                item = self._queue.popleft()
+                taken.append(item)
+                size += len(item.events)
+            self._queued_events -= size
+            self._metrics.queue_depth(self._queued_events, self._max_queue)
+            return taken
+
+    def _run(self) -> None:
+        while (taken := self._take()) is not None:
+            self._commit(taken)
+
+    def _commit(self, taken: list[_Pending]) -> None:
+        events = [e for p in taken for e in p.events]
+        started = time.perf_counter()
+        try:
+            results = self._repository.add(events)
+        except Exception as exc:
+            if len(taken) > 1:
+                # One request's failure must not fail the others that shared its transaction.
+                for pending in taken:
+                    self._commit([pending])
+                return
+            _resolve(taken[0], StorageUnavailable(f"{type(exc).__name__}: {exc}"))
+            return
+        self._metrics.committed(len(events), time.perf_counter() - started)
+        offset = 0
+        for pending in taken:
+            n = len(pending.events)
+            _resolve(pending, results[offset : offset + n])
+            offset += n
+
+    def close(self, timeout_s: float = 20.0) -> bool:
+        """Refuse new writes, commit everything queued, stop the thread. True when drained in time."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()

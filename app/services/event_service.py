@@ -1,0 +1,165 @@
+"""Use cases: record one event, record a batch, read events, count them.
+
+The service takes its ports as arguments: a writer (commits, then answers), a repository for reads,
+metrics and a logger. It knows nothing of HTTP, SQL or prometheus_client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from app.models import DomainError, JsonObject, UserActionEvent, to_utc_text
+from app.repository.events_repository import (
+    AddResult,
+    AddStatus,
+    EventPage,
+    EventQuery,
+    EventRepository,
+    EventStats,
+    StatsQuery,
+)
+
+
+class EventNotFound(DomainError):
+    pass
+
+
+class EventConflict(DomainError):
+    """An event with this event_id is stored with another payload."""
+
+    def __init__(self, event_id: UUID, fields: Sequence[str]) -> None:
+        self.event_id = event_id
+        self.fields = tuple(fields)
+        super().__init__(f"event {event_id} is already stored with different {', '.join(self.fields) or 'payload'}")
+
+
+class EventWriter(Protocol):
+    async def append(self, events: Sequence[UserActionEvent]) -> list[AddResult]: ...
+
+
+class EventMetrics(Protocol):
+    def event_recorded(self, action: str, source: str) -> None: ...
+    def event_rejected(self, reason: str, count: int = 1) -> None: ...
+    def event_duplicate(self) -> None: ...
+
+
+class EventLog(Protocol):
+    def info(self, event: str, **fields: Any) -> Any: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """What a client reports; the service turns it into a UserActionEvent (id, clocks)."""
+
+    user_id: str
+    action: str
+    source: str
+    metadata: JsonObject
+    event_id: UUID | None = None
+    timestamp: datetime | None = None
+    sent_at: datetime | None = None
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _new_id() -> UUID:
+    # Time-ordered UUIDv7: new rows land at the right edge of the event_id index.
+    from uuid_utils.compat import uuid7
+
+    return uuid7()
+
+
+class EventService:
+    def __init__(
+        self,
+        writer: EventWriter,
+        repository: EventRepository,
+        metrics: EventMetrics,
+        log: EventLog,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        new_id: Callable[[], UUID] = _new_id,
+    ) -> None:
+        self._writer = writer
+        self._repository = repository
+        self._metrics = metrics
+        self._log = log
+        self._clock = clock
+        self._new_id = new_id
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    def to_event(self, draft: EventDraft, received_at: datetime) -> UserActionEvent:
+        return UserActionEvent(
+            event_id=draft.event_id or self._new_id(),
+            user_id=draft.user_id,
+            action=draft.action,
+            source=draft.source,
+            timestamp=draft.timestamp or received_at,
+            metadata=draft.metadata,
+            received_at=received_at,
+            sent_at=draft.sent_at,
+        )
+
+    async def record_event(self, draft: EventDraft) -> AddResult:
+        """Store one event. ACCEPTED or DUPLICATE come back; a conflicting payload raises EventConflict."""
+        event = self.to_event(draft, self._clock())
+        (result,) = await self._writer.append([event])
+        self._observe(result)
+        if result.status is AddStatus.CONFLICT:
+            raise EventConflict(event.event_id, result.conflicting_fields)
+        return result
+
+    async def record_batch(self, drafts: Sequence[EventDraft]) -> list[AddResult]:
+        """Store valid events of a batch together; one result per draft, in order."""
+        received_at = self._clock()
+        events = [self.to_event(d, received_at) for d in drafts]
+        results = await self._writer.append(events)
+        for result in results:
+            self._observe(result)
+        return results
+
+    def reject(self, reason: str, count: int = 1, **fields: Any) -> None:
+        """Count and log (once, without the payload) events refused before reaching storage."""
+        self._metrics.event_rejected(reason, count)
+        self._log.info("event_rejected", reason=reason, count=count, **fields)
+
+    def _observe(self, result: AddResult) -> None:
+        event = result.event
+        if result.status is AddStatus.ACCEPTED:
+            self._metrics.event_recorded(event.action, event.source)
+            # Never the metadata values: they may hold personal data.
+            self._log.info(
+                "event_recorded",
+                event_id=str(event.event_id),
+                user_id=event.user_id,
+                action=event.action,
+                source=event.source,
+                timestamp=to_utc_text(event.timestamp),
+            )
+        elif result.status is AddStatus.DUPLICATE:
+            self._metrics.event_duplicate()
+        else:
+            self.reject("conflict", event_id=str(event.event_id), fields=list(result.conflicting_fields))
+
+    def get_event(self, event_id: UUID) -> UserActionEvent:
+        event = self._repository.get(event_id)
+        if event is None:
+            raise EventNotFound(f"no event with event_id {event_id}")
+        return event
+
+    def list_events(self, query: EventQuery) -> EventPage:
+        return self._repository.query(query)
+
+    def stats(self, query: StatsQuery) -> EventStats:
+        return self._repository.stats(query)
+
+    def check_ready(self) -> None:
+        self._repository.check_writable()

@@ -1,0 +1,97 @@
+"""The repository contract run against each backend, plus what only SQLite promises."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.database.connection import SCHEMA_VERSION
+from app.repository.events_repository import EventFilter, EventQuery, SqliteEventRepository
+from app.repository.memory import InMemoryEventRepository
+from tests.integration.repository_contract import RepositoryContract, make_event
+
+
+class TestInMemoryRepository(RepositoryContract):
+    @pytest.fixture
+    def repository(self) -> Iterator[InMemoryEventRepository]:
+        return InMemoryEventRepository()
+
+
+class TestSqliteRepository(RepositoryContract):
+    @pytest.fixture
+    def repository(self, tmp_path: Path) -> Iterator[SqliteEventRepository]:
+        repo = SqliteEventRepository(tmp_path / "events.db")
+        yield repo
+        repo.close()
+
+
+@pytest.fixture
+def sqlite_repo(tmp_path: Path) -> Iterator[SqliteEventRepository]:
+    repo = SqliteEventRepository(tmp_path / "data" / "events.db")
+    yield repo
+    repo.close()
+
+
+def raw(repo: SqliteEventRepository) -> sqlite3.Connection:
+    return sqlite3.connect(repo.path, isolation_level=None)
+
+
+def test_folder_is_created_and_wal_mode_with_busy_timeout(sqlite_repo: SqliteEventRepository) -> None:
+    assert sqlite_repo.path.parent.is_dir()
+    conn = sqlite_repo._connection()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+    assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+
+
+def test_schema_version_is_recorded_once_across_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    SqliteEventRepository(path).close()
+    SqliteEventRepository(path).close()
+    rows = sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchall()
+    assert rows == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
+
+
+def test_database_refuses_update_and_delete(sqlite_repo: SqliteEventRepository) -> None:
+    event = make_event()
+    sqlite_repo.add([event])
+    conn = raw(sqlite_repo)
+    with pytest.raises(sqlite3.IntegrityError, match="immutable"):
+        conn.execute("UPDATE events SET action = 'x'")
+    with pytest.raises(sqlite3.IntegrityError, match="immutable"):
+        conn.execute("DELETE FROM events")
+    assert sqlite_repo.get(event.event_id) == event
+
+
+@pytest.mark.parametrize(
+    ("flt", "index"),
+    [
+        (EventFilter(), "events_timestamp"),
+        (EventFilter(user_id="u1"), "events_user_timestamp"),
+        (EventFilter(action="click"), "events_action_timestamp"),
+    ],
+)
+def test_query_plans_use_an_index(sqlite_repo: SqliteEventRepository, flt: EventFilter, index: str) -> None:
+    from app.repository.events_repository import _COLUMNS, _where
+
+    where, params = _where(flt)
+    plan = raw(sqlite_repo).execute(
+        f"EXPLAIN QUERY PLAN SELECT {_COLUMNS} FROM events{where} ORDER BY timestamp, event_id LIMIT 10", params
+    )
+    text = " ".join(str(row[-1]) for row in plan)
+    assert index in text
+    assert "TEMP B-TREE" not in text  # served in index order, no sort of the whole table
+
+
+def test_events_survive_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "events.db"
+    repo = SqliteEventRepository(path)
+    events = [make_event() for _ in range(3)]
+    repo.add(events)
+    repo.close()
+    reopened = SqliteEventRepository(path)
+    assert {e.event_id for e in reopened.iter_events(EventQuery())} == {e.event_id for e in events}
+    reopened.close()
