@@ -88,3 +88,22 @@ def numeric_histogram(db: Database, action: str, key: str, bins: int = 30) -> pd
     return pd.DataFrame({"left": [low + i * width for i in range(bins)],
                          "right": [low + (i + 1) * width for i in range(bins)],
                          "events": counts.to_numpy()})
+
+
+def categorical_keys(frequencies: pd.DataFrame, max_distinct: int = 20, limit: int = 4) -> pd.DataFrame:
+    """(action, key) pairs worth a value breakdown: scalar keys with few distinct values, most used first,
+    one action per key name (so 'device', present everywhere, shows once)."""
+    scalar = frequencies[frequencies["type"].isin(["text", "integer", "true", "false"])]
+    few = scalar[(scalar["distinct_values"] > 1) & (scalar["distinct_values"] <= max_distinct)]
+    ranked = few.sort_values("events", ascending=False).drop_duplicates("key")
+    return ranked.head(limit)[["action", "key", "events", "distinct_values"]].reset_index(drop=True)
+
+
+def numeric_keys(frequencies: pd.DataFrame, min_distinct: int = 20, limit: int = 3) -> pd.DataFrame:
+    """(action, key) pairs holding many distinct numbers (amounts, durations...), most used first."""
+    numeric = frequencies[frequencies["type"].isin(["integer", "real"])]
+    grouped = numeric.groupby(["action", "key"], as_index=False).agg(
+        events=("events", "sum"), distinct_values=("distinct_values", "sum")
+    )
+    many = grouped[grouped["distinct_values"] >= min_distinct]
+    return many.sort_values("events", ascending=False).head(limit).reset_index(drop=True)

@@ -68,24 +68,28 @@ def trend(daily: pd.Series) -> dict[str, float]:
     return {"slope_per_day": slope, "weekly_growth": 7 * slope / mean if mean else 0.0}
 
 
-def daily_anomalies(daily: pd.Series, window: int = 7, threshold: float = 3.5) -> pd.DataFrame:
-    """Days far from what the days before them predicted, after removing the weekly cycle.
-
-    Each day is divided by its weekday's relative volume, then compared with the median of the `window`
-    days before it; the spread is their median absolute deviation (scaled to a standard deviation).
-    z = (value - baseline) / spread; |z| >= threshold flags the day. The first `window` days get no score.
-    """
+def daily_baseline(daily: pd.Series, window: int = 7) -> pd.DataFrame:
+    """The weekly cycle removed (each day divided by its weekday's relative volume), then a centred rolling
+    median as the local level: it follows growth and decline, and one odd day cannot move it. The first
+    and last window // 2 days have no level (their window is not full), so they are never flagged."""
     profile = weekday_profile(daily)
     factors = np.array([profile.iloc[profile.index.get_loc(WEEKDAYS[d])] for d in daily.index.weekday])
-    adjusted = daily.to_numpy(dtype=float) / np.where(factors > 0, factors, 1.0)
-    series = pd.Series(adjusted, index=daily.index)
-    previous = series.shift(1).rolling(window, min_periods=window)
-    baseline = previous.median()
-    mad = previous.apply(lambda v: np.median(np.abs(v - np.median(v))), raw=True) * 1.4826
-    # A floor on the spread: Poisson noise at the baseline's level, so a flat history cannot make
-    # every small wiggle look infinite.
-    spread = np.maximum(mad, np.sqrt(baseline.clip(lower=1.0)))
-    z = (series - baseline) / spread
-    return pd.DataFrame(
-        {"events": daily, "adjusted": series, "baseline": baseline, "z": z, "anomaly": z.abs() >= threshold}
-    )
+    adjusted = pd.Series(daily.to_numpy(dtype=float) / np.where(factors > 0, factors, 1.0), index=daily.index)
+    level = adjusted.rolling(window, center=True, min_periods=window).median()
+    return pd.DataFrame({"events": daily, "adjusted": adjusted, "baseline": level})
+
+
+def daily_anomalies(daily: pd.Series, window: int = 7, threshold: float = 3.5) -> pd.DataFrame:
+    """Days far from their local level, with a robust z-score.
+
+    ratio = log(adjusted / baseline) (see daily_baseline); z = (ratio - median ratio) / (1.4826 x median
+    absolute deviation of the ratios): a standard score that a few anomalous days cannot inflate.
+    |z| >= threshold flags the day.
+    """
+    frame = daily_baseline(daily, window)
+    ratio = np.log((frame["adjusted"] + 1.0) / (frame["baseline"] + 1.0))
+    centre = ratio.median()
+    spread = 1.4826 * (ratio - centre).abs().median()
+    frame["z"] = (ratio - centre) / spread if spread > 0 else 0.0
+    frame["anomaly"] = frame["z"].abs() >= threshold
+    return frame

@@ -40,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--database-url", default=None, help="overrides TELEMETRY_DATABASE_URL")
     serve.add_argument("--workers", type=int, default=1)
     serve.set_defaults(handler=_serve)
+
+    from app.commands import report, simulate
+
+    for command in (simulate, report):
+        command.register(commands)
     return parser
 
 

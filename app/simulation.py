@@ -238,15 +238,19 @@ class _Choice:
         return rng.choices(self.items, cum_weights=self.cumulative, k=count)
 
 
-_VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48))
-_VERSION_4 = (0x4000 << 64) | (0x8000 << 48)
+_UUID7_BITS = (0x7 << 76) | (0b10 << 62)  # version 7, RFC 9562 variant
 
 
-def _random_uuid(rng: random.Random) -> UUID:
-    """A version-4 UUID drawn from the seeded generator, so ids are reproducible too."""
+def _uuid7(rng: random.Random, unix_seconds: float) -> UUID:
+    """A UUIDv7 for an event at unix_seconds, its random bits drawn from the seeded generator.
+
+    Time-ordered, like the ids modern client SDKs send: new rows land near the right edge of the event_id
+    index instead of all over it, which keeps a bulk load fast.
+    """
+    value = (int(unix_seconds * 1000) << 80) | _UUID7_BITS | (rng.getrandbits(12) << 64) | rng.getrandbits(62)
     uuid = object.__new__(UUID)
-    # What UUID(int=...) does, minus its argument checks: a quarter of the per-event cost otherwise.
-    object.__setattr__(uuid, "int", rng.getrandbits(128) & _VERSION_MASK | _VERSION_4)
+    # What UUID(int=...) does, minus its argument checks: a tenth of the per-event cost otherwise.
+    object.__setattr__(uuid, "int", value)
     object.__setattr__(uuid, "is_safe", SafeUUID.unknown)
     return uuid
 
@@ -418,7 +422,7 @@ class _Generator:
         received_at = _from_epoch(at + delay, UTC)
         sent_at = _from_epoch(at + delay - min(delay, 0.05), UTC) if user.sets_sent_at else None
         return UserActionEvent(
-            event_id=_random_uuid(rng),
+            event_id=_uuid7(rng, at),
             user_id=user.user_id,
             action=action,
             timestamp=timestamp,
@@ -431,7 +435,7 @@ class _Generator:
     def retry_of(self, event: UserActionEvent) -> UserActionEvent:
         """The same fact sent again by a client that did not see the first answer: a new id, a later receipt."""
         return UserActionEvent(
-            event_id=_random_uuid(self.rng),
+            event_id=_uuid7(self.rng, event.received_at.timestamp()),
             user_id=event.user_id,
             action=event.action,
             timestamp=event.timestamp,

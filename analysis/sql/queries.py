@@ -23,7 +23,7 @@ class Queries:
     # Temporal
     hourly_events: str  # hour (YYYY-MM-DDTHH), events
     # Metadata (:action, :path = a JSON path such as '$."plan"')
-    metadata_keys: str  # action, key, type, events
+    metadata_keys: str  # action, key, type, events, distinct_values (scalars only)
     top_values: str  # value, type, events, present (events of the action holding the key)
     numeric_summary: str  # one row: count, minimum, maximum, mean, mean_square
     numeric_quantiles: str  # position, value for :positions (JSON array of 0-based ranks)

@@ -85,7 +85,7 @@ QUERIES = Queries(
         SELECT substr(timestamp, 1, 13) AS hour, COUNT(*) AS events FROM events GROUP BY hour ORDER BY hour
     """,
     metadata_keys="""
-        SELECT e.action, j.key, j.type, COUNT(*) AS events
+        SELECT e.action, j.key, j.type, COUNT(*) AS events, COUNT(DISTINCT j.atom) AS distinct_values
         FROM events e, json_each(e.metadata) j GROUP BY e.action, j.key, j.type
     """,
     top_values="""
