@@ -41,8 +41,9 @@ class Database:
     sql: Queries
     url: str
 
-    def frame(self, query: str, params: Mapping[str, Any] | None = None, columns: Sequence[str] | None = None
-              ) -> pd.DataFrame:
+    def frame(
+        self, query: str, params: Mapping[str, Any] | None = None, columns: Sequence[str] | None = None
+    ) -> pd.DataFrame:
         """Run one query; the result is an aggregate, so it fits in memory whatever the table size."""
         cursor = self.connection.cursor()
         try:

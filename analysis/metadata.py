@@ -54,8 +54,7 @@ def value_distribution(db: Database, action: str, key: str, top: int = 50) -> pd
     return pd.Series(frame["share"].to_numpy(), index=frame["value"], name=f"{action}.{key}")
 
 
-def numeric_summary(db: Database, action: str, key: str, quantiles: tuple[float, ...] = QUANTILES
-                    ) -> dict[str, Any]:
+def numeric_summary(db: Database, action: str, key: str, quantiles: tuple[float, ...] = QUANTILES) -> dict[str, Any]:
     """Count, mean, std and quantiles of a numeric key, computed in SQL (one sort for all quantiles)."""
     params = {"action": action, "path": json_path(key)}
     row = db.row(db.sql.numeric_summary, params)
@@ -64,11 +63,14 @@ def numeric_summary(db: Database, action: str, key: str, quantiles: tuple[float,
     if not count:
         return result
     mean = float(row["mean"])
-    result.update(mean=mean, std=max(float(row["mean_square"]) - mean * mean, 0.0) ** 0.5,
-                  min=row["minimum"], max=row["maximum"])
+    result.update(
+        mean=mean, std=max(float(row["mean_square"]) - mean * mean, 0.0) ** 0.5, min=row["minimum"], max=row["maximum"]
+    )
     positions = {q: round(q * (count - 1)) for q in quantiles}
-    frame = db.frame(db.sql.numeric_quantiles, {**params, "positions": pd.Series(sorted(set(positions.values())))
-                                                .to_json(orient="values")})
+    frame = db.frame(
+        db.sql.numeric_quantiles,
+        {**params, "positions": pd.Series(sorted(set(positions.values()))).to_json(orient="values")},
+    )
     by_position = dict(zip(frame["position"], frame["value"], strict=True))
     for q, position in positions.items():
         result[f"p{round(q * 100)}"] = by_position[position]
@@ -85,9 +87,13 @@ def numeric_histogram(db: Database, action: str, key: str, bins: int = 30) -> pd
     width = (high - low) / bins or 1.0
     frame = db.frame(db.sql.numeric_histogram, {**params, "low": low, "width": width, "bins": bins})
     counts = frame.set_index("bin")["events"].reindex(range(bins), fill_value=0)
-    return pd.DataFrame({"left": [low + i * width for i in range(bins)],
-                         "right": [low + (i + 1) * width for i in range(bins)],
-                         "events": counts.to_numpy()})
+    return pd.DataFrame(
+        {
+            "left": [low + i * width for i in range(bins)],
+            "right": [low + (i + 1) * width for i in range(bins)],
+            "events": counts.to_numpy(),
+        }
+    )
 
 
 def categorical_keys(frequencies: pd.DataFrame, max_distinct: int = 20, limit: int = 4) -> pd.DataFrame:

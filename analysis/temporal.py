@@ -42,7 +42,7 @@ def peak_hours(hourly: pd.Series, top: int = 3) -> list[int]:
 
 def hour_weekday_heatmap(hourly: pd.Series) -> pd.DataFrame:
     """Mean events per (weekday, hour of day): rows Mon..Sun, columns 0..23."""
-    frame = pd.DataFrame({"events": hourly.to_numpy(), "weekday": hourly.index.weekday, "hour": hourly.index.hour})
+    frame = pd.DataFrame({"events": hourly.to_numpy(), "weekday": hourly.index.day_of_week, "hour": hourly.index.hour})
     table = frame.pivot_table(index="weekday", columns="hour", values="events", aggfunc="mean")
     table = table.reindex(index=range(7), columns=range(24))
     table.index = pd.Index([WEEKDAYS[i] for i in table.index], name="weekday")
@@ -50,12 +50,18 @@ def hour_weekday_heatmap(hourly: pd.Series) -> pd.DataFrame:
 
 
 def weekday_profile(daily: pd.Series) -> pd.Series:
-    """Median events per weekday relative to the median day (1.0 = a typical day). Medians, so that one
-    anomalous day does not shift its weekday."""
-    by_weekday = daily.groupby(daily.index.weekday).median()
-    profile = by_weekday / by_weekday.median()
-    profile.index = pd.Index([WEEKDAYS[i] for i in profile.index], name="weekday")
-    return profile.rename("relative_volume")
+    """Relative volume of each weekday (1.0 = an average day).
+
+    Each day is divided by the 7-day centred mean around it (one of each weekday, so growth or decline
+    does not leak into the weekly cycle), then the median per weekday is taken across weeks, so that one
+    anomalous day does not shift its weekday. With under a week of data every weekday is 1.0.
+    """
+    level = daily.rolling(7, center=True, min_periods=7).mean()
+    ratio = (daily / level).dropna()
+    by_weekday = ratio.groupby(ratio.index.day_of_week).median().reindex(range(7))
+    by_weekday = (by_weekday / by_weekday.mean()).fillna(1.0)
+    by_weekday.index = pd.Index(list(WEEKDAYS), name="weekday")
+    return by_weekday.rename("relative_volume")
 
 
 def trend(daily: pd.Series) -> dict[str, float]:
@@ -68,14 +74,19 @@ def trend(daily: pd.Series) -> dict[str, float]:
     return {"slope_per_day": slope, "weekly_growth": 7 * slope / mean if mean else 0.0}
 
 
+def _median_of_others(window: np.ndarray) -> float:
+    return float(np.median(np.delete(window, len(window) // 2)))
+
+
 def daily_baseline(daily: pd.Series, window: int = 7) -> pd.DataFrame:
-    """The weekly cycle removed (each day divided by its weekday's relative volume), then a centred rolling
-    median as the local level: it follows growth and decline, and one odd day cannot move it. The first
-    and last window // 2 days have no level (their window is not full), so they are never flagged."""
+    """The weekly cycle removed (each day divided by its weekday's relative volume), then the local level:
+    the median of the days around each day, itself left out. It follows growth and decline, and an odd
+    day moves neither its own level nor (being one of several) its neighbours'. The first and last
+    window // 2 days have no level (their window is not full), so they are never flagged."""
     profile = weekday_profile(daily)
-    factors = np.array([profile.iloc[profile.index.get_loc(WEEKDAYS[d])] for d in daily.index.weekday])
+    factors = profile.to_numpy()[daily.index.day_of_week]
     adjusted = pd.Series(daily.to_numpy(dtype=float) / np.where(factors > 0, factors, 1.0), index=daily.index)
-    level = adjusted.rolling(window, center=True, min_periods=window).median()
+    level = adjusted.rolling(window, center=True, min_periods=window).apply(_median_of_others, raw=True)
     return pd.DataFrame({"events": daily, "adjusted": adjusted, "baseline": level})
 
 

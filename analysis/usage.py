@@ -42,9 +42,7 @@ def weekly_active_users(db: Database) -> pd.Series:
 def events_per_user(db: Database) -> pd.Series:
     """Events per user, one entry per user (memory grows with users, not with events)."""
     frame = db.frame(db.sql.events_per_user)
-    return pd.Series(frame["events"].to_numpy(), index=frame["user_id"], name="events").sort_values(
-        ascending=False
-    )
+    return pd.Series(frame["events"].to_numpy(), index=frame["user_id"], name="events").sort_values(ascending=False)
 
 
 def power_users(db: Database, top: int = 10) -> pd.DataFrame:

@@ -20,7 +20,7 @@ The model, in the order the generator applies it:
   gaps exponential with mean `mean_event_gap_seconds`) spread over users in proportion to activity
   weight times alive time. Their actions come from the source's own mix.
 * Traffic density over time is day weight x hour weight: a daily cycle peaking at `peak_hour` UTC
-  (`daily_amplitude`), a weekly cycle (`weekday_weights`), and one anomalous day (`spike_day` x
+  (`daily_amplitude`), a weekly cycle (`weekday_weights`), and one anomalous day (`spike_position`,
   `spike_factor`).
 * Delivery: received_at = timestamp + a short latency; a fraction `late_fraction` arrives hours late
   (offline clients). Mobile sources set sent_at; web leaves it null. A fraction
@@ -108,9 +108,17 @@ class SimulationParams:
     daily_amplitude: float = 0.85
     # Weekly cycle, Monday first: weekends are quieter.
     weekday_weights: tuple[float, float, float, float, float, float, float] = (
-        1.0, 1.05, 1.05, 1.0, 0.9, 0.6, 0.55,
+        1.0,
+        1.05,
+        1.05,
+        1.0,
+        0.9,
+        0.6,
+        0.55,
     )
-    spike_day: int | None = 17  # day index in the window with anomalous traffic (a campaign), or None
+    # One anomalous day (a campaign): at this fraction of the window (day int(days * position)), with
+    # spike_factor times its usual traffic. None: no anomaly.
+    spike_position: float | None = 0.6
     spike_factor: float = 2.5
     activity_alpha: float = 1.3  # Pareto shape of per-user activity; smaller = more skewed
     sources: Mapping[str, SourceProfile] = field(default_factory=_default_sources)
@@ -121,9 +129,7 @@ class SimulationParams:
     weekly_retention: float = 0.7
     mean_session_events: float = 6.0
     mean_event_gap_seconds: float = 40.0
-    plan_mix: Mapping[str, float] = field(
-        default_factory=lambda: _frozen({"free": 0.70, "pro": 0.25, "team": 0.05})
-    )
+    plan_mix: Mapping[str, float] = field(default_factory=lambda: _frozen({"free": 0.70, "pro": 0.25, "team": 0.05}))
     pages: Mapping[str, float] = field(
         default_factory=lambda: _frozen(
             {"/home": 0.30, "/pricing": 0.15, "/docs": 0.20, "/blog": 0.12, "/dashboard": 0.18, "/settings": 0.05}
@@ -146,16 +152,27 @@ class SimulationParams:
             raise ValueError("peak_hour must be in 0..23")
         if not 0 <= self.daily_amplitude < 1:
             raise ValueError("daily_amplitude must be in [0, 1)")
-        for name in ("activation_rate", "purchase_rate", "repeat_purchase_rate", "null_referrer_fraction",
-                     "late_fraction", "retry_duplicate_fraction"):
+        for name in (
+            "activation_rate",
+            "purchase_rate",
+            "repeat_purchase_rate",
+            "null_referrer_fraction",
+            "late_fraction",
+            "retry_duplicate_fraction",
+        ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1]")
         if not 0 <= self.weekly_retention < 1:
             raise ValueError("weekly_retention must be in [0, 1)")
         if self.mean_session_events < 1:
             raise ValueError("mean_session_events must be at least 1")
-        if self.spike_day is not None and not 0 <= self.spike_day < self.days:
-            raise ValueError("spike_day must be a day index inside the window")
+        if self.spike_position is not None and not 0 <= self.spike_position < 1:
+            raise ValueError("spike_position must be in [0, 1)")
+
+    @property
+    def spike_day(self) -> int | None:
+        """Index (0 = start) of the anomalous day, if any."""
+        return None if self.spike_position is None else int(self.days * self.spike_position)
 
     def hour_weight(self, hour: int) -> float:
         return 1 + self.daily_amplitude * math.cos(2 * math.pi * (hour - self.peak_hour) / 24)
@@ -269,6 +286,7 @@ class _Generator:
         self.action_mix = {name: _Choice(profile.action_mix) for name, profile in params.sources.items()}
         self.users: list[_User] = []
         self.sessions: list[_Session] = []
+        self.budget = 0
 
     def week_start(self, moment: float) -> float:
         """Start (window seconds, possibly negative) of the calendar week holding moment."""
@@ -310,8 +328,9 @@ class _Generator:
             mandatory += 1 + user.activated + user.buyer
             week = self.week_start(user.signup_at) + WEEK
             while week < user.alive_until:
-                self.sessions.append(_Session(self.time.draw(rng, week, min(week + WEEK, user.alive_until)),
-                                              index, 1, 1))
+                self.sessions.append(
+                    _Session(self.time.draw(rng, week, min(week + WEEK, user.alive_until)), index, 1, 1)
+                )
                 mandatory += 1
                 week += WEEK
         remaining = budget - mandatory
@@ -331,11 +350,14 @@ class _Generator:
             remaining -= length
         self.sessions.sort(key=lambda s: (s.start, s.user))
 
-    def events(self) -> Iterator[UserActionEvent]:
-        p = self.p
-        budget = p.events - round(p.events * p.retry_duplicate_fraction)
+    def plan(self) -> None:
+        """Users and sessions, before any event: refuses impossible parameters up front."""
+        self.budget = self.p.events - round(self.p.events * self.p.retry_duplicate_fraction)
         self.make_users()
-        self.make_sessions(budget)
+        self.make_sessions(self.budget)
+
+    def events(self) -> Iterator[UserActionEvent]:
+        p, budget = self.p, self.budget
         retries = p.events - budget
         retry_every = budget / retries if retries else math.inf
         next_retry = retry_every / 2
@@ -370,7 +392,7 @@ class _Generator:
                 state.bought.add(session.user)
                 actions.append("purchase")
         session_id = f"s{number:08x}"
-        moment = session.start
+        moment = previous = session.start
         for position, action in enumerate(actions):
             if position:
                 moment += rng.expovariate(1.0 / p.mean_event_gap_seconds)
@@ -379,8 +401,12 @@ class _Generator:
             elif action == "purchase":
                 # A later visit can start within seconds of signup: keep the funnel's order all the same.
                 moment = max(moment, state.activated_at.get(session.user, moment))
-            # Clipped so a session never spills past the user's last alive week (or the window).
-            yield self.event(user, action, min(moment, user.alive_until - 1e-3), session_id)
+            if moment >= user.alive_until:
+                # A session never spills past the user's last alive week (or the window): squeeze its
+                # tail into the time left, keeping the events in order and apart.
+                moment = previous + (user.alive_until - previous) / 2
+            previous = moment
+            yield self.event(user, action, moment, session_id)
 
     def metadata(self, user: _User, action: str, session_id: str) -> dict[str, Any]:
         p, rng = self.p, self.rng
@@ -447,8 +473,11 @@ class _Generator:
 
 
 def simulate(params: SimulationParams) -> Iterator[UserActionEvent]:
-    """Exactly params.events events, reproducible from params alone."""
-    return _Generator(params).events()
+    """Exactly params.events events, reproducible from params alone. Raises ValueError at once when the
+    events cannot hold every user's signup, funnel steps and weekly visits."""
+    generator = _Generator(params)
+    generator.plan()
+    return generator.events()
 
 
 def in_batches(events: Iterator[UserActionEvent], size: int) -> Iterator[Sequence[UserActionEvent]]:

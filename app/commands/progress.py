@@ -27,6 +27,7 @@ def progress_bar(total: int | None, unit: str, description: str, enabled: bool =
     except ImportError:  # a runtime-only install (make run): work on without a bar
         print(f"{description}: install requirements-analysis.txt for a progress bar", file=sys.stderr)
         return _Silent()
-    bar: Progress = tqdm(total=total, unit=unit, unit_scale=True, desc=description, file=sys.stderr,
-                         mininterval=0.5, smoothing=0.1)
+    bar: Progress = tqdm(
+        total=total, unit=unit, unit_scale=True, desc=description, file=sys.stderr, mininterval=0.5, smoothing=0.1
+    )
     return bar

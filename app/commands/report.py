@@ -38,11 +38,9 @@ def execute_notebook(notebook: Path, database_url: str, cell_timeout: int = 600)
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    nb = nbformat.read(notebook, as_version=4)
+    nb = nbformat.read(notebook, as_version=4)  # type: ignore[no-untyped-call]  # nbformat's API is untyped
     env = {**os.environ, "TELEMETRY_DATABASE_URL": database_url, "MPLBACKEND": "agg"}
-    client = NotebookClient(
-        nb, kernel_name=KERNEL, timeout=cell_timeout, resources={"metadata": {"path": str(ROOT)}}
-    )
+    client = NotebookClient(nb, kernel_name=KERNEL, timeout=cell_timeout, resources={"metadata": {"path": str(ROOT)}})
     try:
         client.execute(env=env)
     except CellExecutionError as exc:
@@ -54,7 +52,7 @@ def export_html(nb: Any) -> str:
     """HTML of the executed notebook without its code: outputs and markdown only."""
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(
+    exporter = HTMLExporter(  # type: ignore[no-untyped-call]  # traitlets constructors are untyped
         template_name="telemetry_report",
         extra_template_basedirs=[str(TEMPLATES)],
         exclude_input=True,
@@ -65,13 +63,14 @@ def export_html(nb: Any) -> str:
     return str(body)
 
 
-def build_report(database_url: str, out: Path, notebook: Path = NOTEBOOK, executed: Path | None = None,
-                 cell_timeout: int = 600) -> Path:
+def build_report(
+    database_url: str, out: Path, notebook: Path = NOTEBOOK, executed: Path | None = None, cell_timeout: int = 600
+) -> Path:
     import nbformat
 
     nb = execute_notebook(notebook, database_url, cell_timeout)
     if executed is not None:
-        nbformat.write(nb, executed)
+        nbformat.write(nb, executed)  # type: ignore[no-untyped-call]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(export_html(nb), encoding="utf-8")
     return out

@@ -30,13 +30,15 @@ def register(commands: Any) -> None:
     parser.add_argument("--users", type=int, default=DEFAULTS.users)
     parser.add_argument("--days", type=int, default=DEFAULTS.days)
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
-    parser.add_argument("--start", type=_utc_date, default=DEFAULTS.start,
-                        help="first day, YYYY-MM-DD (UTC); default %(default)s")
+    parser.add_argument(
+        "--start", type=_utc_date, default=DEFAULTS.start, help="first day, YYYY-MM-DD (UTC); default %(default)s"
+    )
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--database-url", default=None, help="write here (default: TELEMETRY_DATABASE_URL)")
     where.add_argument("--target", default=None, help="send to a running service, e.g. http://127.0.0.1:8000")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="events per repository transaction (5000) or per HTTP batch (1000)")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="events per repository transaction (5000) or per HTTP batch (1000)"
+    )
     parser.add_argument("--concurrency", type=int, default=4, help="HTTP batches in flight (with --target)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
@@ -51,18 +53,22 @@ def _utc_date(text: str) -> datetime:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        params = SimulationParams(events=args.events, users=args.users, days=args.days, seed=args.seed,
-                                  start=args.start)
+        params = SimulationParams(
+            events=args.events, users=args.users, days=args.days, seed=args.seed, start=args.start
+        )
+        events = simulate(params)
     except ValueError as exc:
         print(f"simulate: {exc}", file=sys.stderr)
         return 2
     if args.target:
-        return send_over_http(params, args.target, args.batch_size or 1000, args.concurrency, not args.quiet)
+        return send_over_http(
+            events, params.events, args.target, args.batch_size or 1000, args.concurrency, not args.quiet
+        )
     if args.database_url is None:
         from app.config import Settings
 
         args.database_url = Settings().database_url
-    return write_to_repository(params, args.database_url, args.batch_size or 5000, not args.quiet)
+    return write_to_repository(events, params.events, args.database_url, args.batch_size or 5000, not args.quiet)
 
 
 def _summary(counts: Counter[str], total: int, seconds: float) -> str:
@@ -70,23 +76,25 @@ def _summary(counts: Counter[str], total: int, seconds: float) -> str:
     return f"{total} events in {seconds:.1f} s ({total / max(seconds, 1e-9):,.0f}/s): {parts}"
 
 
-def write_to_repository(params: SimulationParams, database_url: str, batch_size: int, show: bool) -> int:
+def write_to_repository(
+    events: Iterator[UserActionEvent], total: int, database_url: str, batch_size: int, show: bool
+) -> int:
     from app.repository import open_repository
 
     # A bulk load of synthetic data: NORMAL survives a crash of this process, which is all it needs.
     repository = open_repository(database_url, synchronous="NORMAL")
     counts: Counter[str] = Counter()
-    bar = progress_bar(params.events, "ev", "simulate", show)
+    bar = progress_bar(total, "ev", "simulate", show)
     started = time.perf_counter()
     try:
-        for chunk in in_batches(simulate(params), batch_size):
+        for chunk in in_batches(events, batch_size):
             for result in repository.add(chunk):
                 counts[result.status.value] += 1
             bar.update(len(chunk))
     finally:
         bar.close()
         repository.close()
-    print(_summary(counts, params.events, time.perf_counter() - started), file=sys.stderr)
+    print(_summary(counts, total, time.perf_counter() - started), file=sys.stderr)
     return 0 if counts["conflict"] == 0 else 1
 
 
@@ -118,11 +126,13 @@ def _post_batch(client: Any, chunk: Sequence[UserActionEvent]) -> Counter[str]:
     return Counter({"rejected (HTTP 503, gave up)": len(chunk)})
 
 
-def send_over_http(params: SimulationParams, target: str, batch_size: int, concurrency: int, show: bool) -> int:
+def send_over_http(
+    events: Iterator[UserActionEvent], total: int, target: str, batch_size: int, concurrency: int, show: bool
+) -> int:
     import httpx
 
     counts: Counter[str] = Counter()
-    bar = progress_bar(params.events, "ev", f"send to {target}", show)
+    bar = progress_bar(total, "ev", f"send to {target}", show)
     started = time.perf_counter()
     pending: list[tuple[Future[Counter[str]], int]] = []
 
@@ -133,10 +143,11 @@ def send_over_http(params: SimulationParams, target: str, batch_size: int, concu
             bar.update(size)
 
     try:
-        with httpx.Client(base_url=target.rstrip("/"), timeout=60) as client, ThreadPoolExecutor(
-            max(1, concurrency)
-        ) as pool:
-            for chunk in _chunks(simulate(params), batch_size):
+        with (
+            httpx.Client(base_url=target.rstrip("/"), timeout=60) as client,
+            ThreadPoolExecutor(max(1, concurrency)) as pool,
+        ):
+            for chunk in in_batches(events, batch_size):
                 pending.append((pool.submit(_post_batch, client, chunk), len(chunk)))
                 settle(keep=2 * concurrency)  # bounded: a few batches in flight, never the whole stream
             settle(keep=0)
@@ -149,7 +160,3 @@ def send_over_http(params: SimulationParams, target: str, batch_size: int, concu
     accepted = counts["accepted"] + counts["duplicate"]
     print(f"accepted {accepted}, rejected {sum(counts.values()) - accepted}", file=sys.stderr)
     return 0 if accepted == sum(counts.values()) else 1
-
-
-def _chunks(events: Iterator[UserActionEvent], size: int) -> Iterator[Sequence[UserActionEvent]]:
-    return in_batches(events, size)
