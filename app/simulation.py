@@ -8,7 +8,7 @@ The model, in the order the generator applies it:
 
 * Users sign up at times drawn from the traffic density over the whole window (one `signup` each).
   Each has a primary source (web, ios, android...) and a Pareto-distributed activity weight, so a few
-  power users produce a large share of the events (`activity_alpha`).
+  power users produce a large share of the events (`activity_alpha`, capped at `activity_cap`).
 * A user stays alive for a geometric number of calendar weeks (Monday 00:00 UTC): alive in week k after
   the signup week with probability `weekly_retention` ** k, then gone for good. Every alive week holds
   at least one visit, so week-k cohort retention measures `weekly_retention` ** k.
@@ -121,6 +121,7 @@ class SimulationParams:
     spike_position: float | None = 0.6
     spike_factor: float = 2.5
     activity_alpha: float = 1.3  # Pareto shape of per-user activity; smaller = more skewed
+    activity_cap: float = 200.0  # the most active user is at most this many times the least (no lone giant)
     sources: Mapping[str, SourceProfile] = field(default_factory=_default_sources)
     # Funnel signup -> activate -> purchase; rates are per step, conditional on the step before.
     activation_rate: float = 0.6
@@ -311,7 +312,7 @@ class _Generator:
                     device=_Choice(p.sources[source].devices).one(rng),
                     signup_at=signup_at,
                     alive_until=alive_until,
-                    weight=rng.paretovariate(p.activity_alpha),
+                    weight=min(rng.paretovariate(p.activity_alpha), p.activity_cap),
                     activated=activated,
                     buyer=activated and rng.random() < p.purchase_rate,
                     plan=_Choice(p.plan_mix).one(rng),
