@@ -41,9 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1)
     serve.set_defaults(handler=_serve)
 
-    from app.commands import report, simulate
+    from app.commands import export, report, simulate
 
-    for command in (simulate, report):
+    for command in (simulate, report, export):
         command.register(commands)
     return parser
 

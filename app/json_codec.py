@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,7 +24,16 @@ def dump_json(value: Any) -> str:
         return json.dumps(value, default=_default, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+# orjson reads integers past 64 bits as floats, silently (12345678901234567890123 -> 1.2345678901234568e+22).
+# A text with a run of 20+ digits may hold one: the standard library reads it exactly.
+_LONG_DIGITS_TEXT = re.compile(r"\d{20,}")
+_LONG_DIGITS_BYTES = re.compile(rb"\d{20,}")
+
+
 def load_json(text: str | bytes) -> Any:
+    long_digits = _LONG_DIGITS_BYTES if isinstance(text, bytes) else _LONG_DIGITS_TEXT
+    if long_digits.search(text):  # type: ignore[arg-type]  # the pattern matches the text's type
+        return json.loads(text)
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api import events, operations
+from app.api import events, export, operations
 from app.api.middleware import RequestContextMiddleware
 from app.api.problems import install_problem_handlers
 from app.config import Settings
@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     install_problem_handlers(app)
+    app.include_router(export.router)  # before events: /v1/events/export is not an /v1/events/{event_id}
     app.include_router(events.router)
     app.include_router(operations.router)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, log=log)
