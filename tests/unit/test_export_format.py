@@ -16,7 +16,10 @@ MOMENT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def _event(index: int, metadata: dict[str, object] | None = None) -> UserActionEvent:
-    return UserActionEvent(uuid4(), f"user-{index}", "click", "web", MOMENT, metadata or {"i": index}, MOMENT)
+    return UserActionEvent(
+        event_id=uuid4(), user_id=f"user-{index}", action="click", source="web", timestamp=MOMENT,
+        metadata=metadata or {"i": index}, received_at=MOMENT,
+    )  # fmt: skip
 
 
 def test_integers_past_64_bits_survive_a_store_and_load() -> None:
