@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -17,6 +18,8 @@ def _default(value: Any) -> Any:
 
 
 def dump_json(value: Any) -> str:
+    if type(value) is MappingProxyType:  # an event's metadata: orjson takes a dict directly, 5x faster
+        value = value.copy()
     try:
         return orjson.dumps(value, default=_default).decode()
     except TypeError:

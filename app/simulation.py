@@ -51,6 +51,7 @@ HOUR = 3600.0
 DAY = 86400.0
 WEEK = 7 * DAY
 
+BLOCK_SESSIONS = 256  # sessions sharing one random stream: the unit a part is made of
 ENGAGEMENT_ACTIONS = ("page_view", "click", "search", "share", "error")
 FUNNEL_ACTIONS = ("signup", "activate", "purchase")
 
@@ -206,6 +207,7 @@ class _User:
     buyer: bool
     plan: str
     sets_sent_at: bool
+    activated_at: float  # when activate happens (signup_at when the user never activates)
 
 
 @dataclass(slots=True)
@@ -214,13 +216,9 @@ class _Session:
     user: int
     length: int  # engagement events, besides funnel events
     kind: int  # 0 signup, 1 weekly visit, 2 regular
-
-
-@dataclass(slots=True)
-class _FunnelState:
-    returning: set[int]  # users with more than one session
-    bought: set[int] = field(default_factory=set)
-    activated_at: dict[int, float] = field(default_factory=dict)
+    first_purchase: bool = False  # the user's first purchase happens in this session
+    after_purchase: bool = False  # a later session of a buyer: may hold a repeat purchase
+    events: int = 0  # events this session produces, retries aside
 
 
 class _TimeSampler:
@@ -288,6 +286,8 @@ class _Generator:
         self.users: list[_User] = []
         self.sessions: list[_Session] = []
         self.budget = 0
+        self.block_offsets: list[int] = [0]
+        self.retry_after: set[int] = set()
 
     def week_start(self, moment: float) -> float:
         """Start (window seconds, possibly negative) of the calendar week holding moment."""
@@ -305,6 +305,11 @@ class _Generator:
                 alive_weeks += 1
             alive_until = min(self.time.span, self.week_start(signup_at) + alive_weeks * WEEK)
             activated = rng.random() < p.activation_rate
+            activated_at = signup_at
+            if activated:  # in the signup session, one event gap after signing up
+                activated_at += rng.expovariate(1.0 / p.mean_event_gap_seconds)
+                if activated_at >= alive_until:
+                    activated_at = signup_at + (alive_until - signup_at) / 2
             self.users.append(
                 _User(
                     user_id=f"user-{index:06d}",
@@ -317,6 +322,7 @@ class _Generator:
                     buyer=activated and rng.random() < p.purchase_rate,
                     plan=_Choice(p.plan_mix).one(rng),
                     sets_sent_at=p.sources[source].sets_sent_at,
+                    activated_at=activated_at,
                 )
             )
 
@@ -352,30 +358,57 @@ class _Generator:
         self.sessions.sort(key=lambda s: (s.start, s.user))
 
     def plan(self) -> None:
-        """Users and sessions, before any event: refuses impossible parameters up front."""
-        self.budget = self.p.events - round(self.p.events * self.p.retry_duplicate_fraction)
+        """Users, sessions and where every event and retry falls, before any event is made.
+
+        Refuses impossible parameters up front. Sessions then go in blocks of BLOCK_SESSIONS, each block
+        with its own random stream, so any subset of blocks (a part) can be generated on its own and
+        the union of all parts is the same stream whatever the number of parts.
+        """
+        p = self.p
+        self.budget = p.events - round(p.events * p.retry_duplicate_fraction)
         self.make_users()
         self.make_sessions(self.budget)
-
-    def events(self) -> Iterator[UserActionEvent]:
-        p, budget = self.p, self.budget
-        retries = p.events - budget
-        retry_every = budget / retries if retries else math.inf
-        next_retry = retry_every / 2
-        emitted = 0
         sessions_per_user = [0] * len(self.users)
         for session in self.sessions:
             sessions_per_user[session.user] += 1
-        state = _FunnelState(returning={i for i, n in enumerate(sessions_per_user) if n > 1})
-        for number, session in enumerate(self.sessions):
-            for event in self.session_events(number, session, state):
-                yield event
-                emitted += 1
-                if emitted >= next_retry:
-                    next_retry += retry_every
-                    yield self.retry_of(event)
+        bought: set[int] = set()
+        for session in self.sessions:
+            user = self.users[session.user]
+            if user.buyer:
+                if session.user in bought:
+                    session.after_purchase = True
+                elif session.kind != 0 or sessions_per_user[session.user] == 1:
+                    # The first purchase comes on a later visit, or at signup for a user who never returns.
+                    session.first_purchase = True
+                    bought.add(session.user)
+            base = 1 + user.activated if session.kind == 0 else 1 if session.kind == 1 else session.length
+            session.events = base + session.first_purchase
+        self.block_offsets = [0]
+        for first in range(0, len(self.sessions), BLOCK_SESSIONS):
+            block = self.sessions[first : first + BLOCK_SESSIONS]
+            self.block_offsets.append(self.block_offsets[-1] + sum(s.events for s in block))
+        retries = p.events - self.budget
+        every = self.budget / retries if retries else 0.0
+        # A client retry follows these events (by position in the stream), evenly spread.
+        self.retry_after = {int(every / 2 + k * every) for k in range(retries)}
 
-    def session_events(self, number: int, session: _Session, state: _FunnelState) -> Iterator[UserActionEvent]:
+    def block_count(self) -> int:
+        return len(self.block_offsets) - 1
+
+    def events(self, part: int = 0, parts: int = 1) -> Iterator[UserActionEvent]:
+        """The events of blocks part, part + parts, part + 2 x parts...; all of them for parts=1."""
+        for block in range(part, self.block_count(), parts):
+            self.rng = random.Random(f"{self.p.seed}/{block}")
+            position = self.block_offsets[block]
+            first = block * BLOCK_SESSIONS
+            for number in range(first, min(first + BLOCK_SESSIONS, len(self.sessions))):
+                for event in self.session_events(number, self.sessions[number]):
+                    yield event
+                    if position in self.retry_after:
+                        yield self.retry_of(event)
+                    position += 1
+
+    def session_events(self, number: int, session: _Session) -> Iterator[UserActionEvent]:
         p, rng = self.p, self.rng
         user = self.users[session.user]
         actions: list[str] = []
@@ -384,24 +417,20 @@ class _Generator:
             if user.activated:
                 actions.append("activate")
         actions.extend(self.action_mix[user.source].many(rng, session.length if session.kind == 2 else session.kind))
-        if user.buyer:
-            if session.user in state.bought:
-                if session.kind == 2 and rng.random() < p.repeat_purchase_rate:
-                    actions[-1] = "purchase"  # a repeat purchase ends the visit, within its budget
-            elif session.kind != 0 or session.user not in state.returning:
-                # The first purchase comes on a later visit, or at signup for a user who never returns.
-                state.bought.add(session.user)
-                actions.append("purchase")
+        if session.after_purchase and session.kind == 2 and rng.random() < p.repeat_purchase_rate:
+            actions[-1] = "purchase"  # a repeat purchase ends the visit, within its budget
+        if session.first_purchase:
+            actions.append("purchase")
         session_id = f"s{number:08x}"
         moment = previous = session.start
         for position, action in enumerate(actions):
-            if position:
-                moment += rng.expovariate(1.0 / p.mean_event_gap_seconds)
             if action == "activate":
-                state.activated_at[session.user] = moment
-            elif action == "purchase":
+                moment = user.activated_at
+            elif position:
+                moment += rng.expovariate(1.0 / p.mean_event_gap_seconds)
+            if action == "purchase":
                 # A later visit can start within seconds of signup: keep the funnel's order all the same.
-                moment = max(moment, state.activated_at.get(session.user, moment))
+                moment = max(moment, user.activated_at)
             if moment >= user.alive_until:
                 # A session never spills past the user's last alive week (or the window): squeeze its
                 # tail into the time left, keeping the events in order and apart.
@@ -473,12 +502,18 @@ class _Generator:
         )
 
 
-def simulate(params: SimulationParams) -> Iterator[UserActionEvent]:
+def simulate(params: SimulationParams, part: int = 0, parts: int = 1) -> Iterator[UserActionEvent]:
     """Exactly params.events events, reproducible from params alone. Raises ValueError at once when the
-    events cannot hold every user's signup, funnel steps and weekly visits."""
+    events cannot hold every user's signup, funnel steps and weekly visits.
+
+    With parts > 1, only part `part` of the stream (0 <= part < parts): the parts are disjoint and together
+    hold exactly the events of parts=1, so processes can generate and write them in parallel.
+    """
+    if not 0 <= part < parts:
+        raise ValueError("part must be in 0..parts-1")
     generator = _Generator(params)
     generator.plan()
-    return generator.events()
+    return generator.events(part, parts)
 
 
 def in_batches(events: Iterator[UserActionEvent], size: int) -> Iterator[Sequence[UserActionEvent]]:

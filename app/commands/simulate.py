@@ -4,6 +4,8 @@ running service over HTTP (a load generator)."""
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import sys
 import time
 from collections import Counter
@@ -40,6 +42,12 @@ def register(commands: Any) -> None:
         "--batch-size", type=int, default=None, help="events per repository transaction (5000) or per HTTP batch (1000)"
     )
     parser.add_argument("--concurrency", type=int, default=4, help="HTTP batches in flight (with --target)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes that each generate and write a part of the same stream (SQLite commits one at a time)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 
@@ -52,10 +60,9 @@ def _utc_date(text: str) -> datetime:
 
 
 def run(args: argparse.Namespace) -> int:
+    fields = {"events": args.events, "users": args.users, "days": args.days, "seed": args.seed, "start": args.start}
     try:
-        params = SimulationParams(
-            events=args.events, users=args.users, days=args.days, seed=args.seed, start=args.start
-        )
+        params = SimulationParams(**fields)
         events = simulate(params)
     except ValueError as exc:
         print(f"simulate: {exc}", file=sys.stderr)
@@ -68,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
         from app.config import Settings
 
         args.database_url = Settings().database_url
+    if args.workers > 1:
+        return write_in_parallel(fields, args.workers, args.database_url, args.batch_size or 5000, not args.quiet)
     return write_to_repository(events, params.events, args.database_url, args.batch_size or 5000, not args.quiet)
 
 
@@ -96,6 +105,66 @@ def write_to_repository(
         repository.close()
     print(_summary(counts, total, time.perf_counter() - started), file=sys.stderr)
     return 0 if counts["conflict"] == 0 else 1
+
+
+def _write_part(fields: dict[str, Any], part: int, parts: int, database_url: str, batch_size: int, queue: Any) -> None:
+    """One worker process: generate one part of the stream and write it through its own repository."""
+    from app.repository import open_repository
+
+    counts: Counter[str] = Counter()
+    try:
+        repository = open_repository(database_url, synchronous="NORMAL")
+        try:
+            for chunk in in_batches(simulate(SimulationParams(**fields), part, parts), batch_size):
+                for result in repository.add(chunk):
+                    counts[result.status.value] += 1
+                queue.put(("progress", len(chunk)))
+        finally:
+            repository.close()
+    except Exception as exc:  # reported to the parent, which fails the command with it
+        queue.put(("error", f"{type(exc).__name__}: {exc}"))
+        return
+    queue.put(("done", dict(counts)))
+
+
+def write_in_parallel(fields: dict[str, Any], workers: int, database_url: str, batch_size: int, show: bool) -> int:
+    """Each worker generates and writes its own part: generation runs on every core, while SQLite takes
+    the workers' transactions one at a time (WAL: the others keep generating meanwhile)."""
+    from app.repository import open_repository
+
+    open_repository(database_url).close()  # create and migrate once, before the workers race for it
+    context = multiprocessing.get_context("spawn")  # no inherited threads or connections
+    queue = context.Queue()
+    processes = [
+        context.Process(target=_write_part, args=(fields, part, workers, database_url, batch_size, queue))
+        for part in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    counts: Counter[str] = Counter()
+    errors: list[str] = []
+    bar = progress_bar(fields["events"], "ev", "simulate", show)
+    started = time.perf_counter()
+    try:
+        finished = 0
+        while finished < workers:
+            kind, value = queue.get()
+            if kind == "progress":
+                bar.update(value)
+            else:
+                finished += 1
+                if kind == "done":
+                    counts.update(value)
+                else:
+                    errors.append(value)
+    finally:
+        bar.close()
+        for process in processes:
+            process.join()
+    for error in errors:
+        print(f"simulate: a worker failed: {error}", file=sys.stderr)
+    print(_summary(counts, sum(counts.values()), time.perf_counter() - started), file=sys.stderr)
+    return 1 if errors or counts["conflict"] else 0
 
 
 def event_body(event: UserActionEvent) -> dict[str, Any]:

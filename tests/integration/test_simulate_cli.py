@@ -49,3 +49,16 @@ def test_impossible_parameters_fail_with_a_message(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "cannot hold" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_parallel_workers_store_exactly_the_single_process_stream(tmp_path: Path) -> None:
+    stored = []
+    for workers in ("1", "2"):
+        db = tmp_path / f"w{workers}.db"
+        done = _simulate("--events", "4000", "--users", "80", "--days", "7", "--seed", "6", "--quiet",
+                         "--workers", workers, "--database-url", f"sqlite:///{db}")  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        with sqlite3.connect(db) as conn:
+            stored.append(set(conn.execute("SELECT event_id, user_id, action, timestamp, metadata FROM events")))
+    assert len(stored[0]) == 4000
+    assert stored[0] == stored[1]

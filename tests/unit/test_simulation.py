@@ -114,3 +114,16 @@ def test_in_batches_covers_the_stream_in_order() -> None:
     chunks = list(in_batches(iter(range(12)), 5))  # type: ignore[arg-type]
     assert [len(c) for c in chunks] == [5, 5, 2]
     assert [x for c in chunks for x in c] == list(range(12))
+
+
+def test_parts_are_disjoint_and_together_make_the_whole_stream() -> None:
+    whole = {(e.event_id, e.timestamp, e.action) for e in _events()}
+    parts = [{(e.event_id, e.timestamp, e.action) for e in simulate(SMALL, part, 3)} for part in range(3)]
+    assert all(parts)
+    assert sum(len(p) for p in parts) == len(whole)
+    assert set().union(*parts) == whole
+
+
+def test_a_part_outside_the_range_is_refused() -> None:
+    with pytest.raises(ValueError, match="part"):
+        simulate(SMALL, 3, 3)
