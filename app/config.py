@@ -38,3 +38,13 @@ class Settings(BaseSettings):
         default=None, description="If set (JSON list), only these sources get their own metric label value."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    tracing_enabled: bool = Field(
+        default=False,
+        description="OpenTelemetry traces: trace_id/span_id on log lines, exemplars on the latency histogram. "
+        "Configured by the standard OTEL_* variables.",
+    )
+    otel_traces_exporter: Literal["otlp", "console", "none"] = Field(
+        default="otlp",
+        validation_alias="OTEL_TRACES_EXPORTER",
+        description="Where spans go when tracing is on: OTLP over HTTP (OTEL_EXPORTER_OTLP_ENDPOINT), stderr, nowhere.",
+    )

@@ -8,11 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.api import events, export, operations
+from app.api.docs import install_offline_docs
 from app.api.middleware import RequestContextMiddleware
 from app.api.problems import install_problem_handlers
 from app.config import Settings
 from app.logging_config import configure_logging, get_logger
 from app.observability.metrics import PrometheusMetrics
+from app.observability.tracing import install_tracing
 from app.repository import open_repository
 from app.repository.group_commit import GroupCommitWriter
 from app.services.event_service import EventService
@@ -57,10 +59,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.metrics = metrics
     install_problem_handlers(app)
+    install_offline_docs(app)
     app.include_router(export.router)  # before events: /v1/events/export is not an /v1/events/{event_id}
     app.include_router(events.router)
     app.include_router(operations.router)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, log=log)
+    install_tracing(app, settings, metrics)  # outermost middleware: its span encloses the request's logs
     return app
 
 

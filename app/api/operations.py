@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
 from starlette.responses import Response
 
 from app.api.events import ServiceDep
@@ -36,4 +37,8 @@ def readyz(request: Request, service: ServiceDep) -> Response:
     responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
 )
 def metrics(request: Request) -> Response:
+    # Exemplars exist only in OpenMetrics: served when tracing is on and the scraper asks for it.
+    wants_openmetrics = "application/openmetrics-text" in request.headers.get("accept", "")
+    if wants_openmetrics and request.app.state.settings.tracing_enabled:
+        return Response(request.app.state.metrics.exposition(openmetrics_format=True), media_type=OPENMETRICS)
     return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

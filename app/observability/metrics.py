@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess as prom_multiprocess
+from prometheus_client.openmetrics import exposition as openmetrics
 
 OTHER = "other"
 UNMATCHED_ROUTE = "unmatched"
@@ -52,6 +53,8 @@ class PrometheusMetrics:
         allowed_sources: Iterable[str] | None = None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # Set by tracing when it is on: the current trace's ids, attached to latency observations.
+        self.exemplar: Callable[[], dict[str, str] | None] = _no_exemplar
         self._action = BoundedLabel(label_max_values, allowed_actions)
         self._source = BoundedLabel(label_max_values, allowed_sources)
         r = self.registry
@@ -119,12 +122,18 @@ class PrometheusMetrics:
     # -- HTTP --
     def http_request(self, method: str, route: str, status: int, duration_s: float) -> None:
         self.http_requests.labels(method, route, str(status)).inc()
-        self.http_duration.labels(method, route).observe(duration_s)
+        self.http_duration.labels(method, route).observe(duration_s, self.exemplar())
 
-    def exposition(self) -> bytes:
-        """The text format for /metrics; in multiprocess mode, the sum over every worker process."""
+    def exposition(self, openmetrics_format: bool = False) -> bytes:
+        """The text format for /metrics; in multiprocess mode, the sum over every worker process.
+        OpenMetrics (asked for when exemplars are on) is the format that carries exemplars."""
+        generate = openmetrics.generate_latest if openmetrics_format else generate_latest
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             prom_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-            return generate_latest(registry)
-        return generate_latest(self.registry)
+            return generate(registry)
+        return generate(self.registry)
+
+
+def _no_exemplar() -> None:
+    return None

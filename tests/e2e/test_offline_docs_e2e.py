@@ -1,0 +1,103 @@
+"""/docs and /redoc render every operation in headless Chromium with every outside host unreachable."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.server import ServerProcess
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    process = ServerProcess(f"sqlite:///{tmp_path_factory.mktemp('docs') / 'telemetry.db'}")
+    try:
+        yield process.wait_ready()
+    finally:
+        process.kill()
+
+
+@pytest.fixture
+def render(tmp_path: Path) -> Callable[[str], str]:
+    """The DOM of a page after its scripts ran, as headless Chromium sees it with only loopback reachable."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("chromium not on PATH (Debian package chromium, listed in .ci/apt-packages.txt)")
+
+    def dump(url: str) -> str:
+        command = [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'chromium'}",
+            # loopback only: names other than 127.0.0.1 do not resolve, anything else goes to a closed proxy
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+            "--proxy-server=http://127.0.0.1:9",
+            "--virtual-time-budget=15000",
+            "--dump-dom",
+            url,
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stdout
+
+    return dump
+
+
+def _operations(server: ServerProcess) -> list[dict[str, Any]]:
+    spec = server.client.get("/openapi.json").json()
+    assert spec["openapi"].startswith("3.1")
+    ops = [op for item in spec["paths"].values() for op in item.values() if isinstance(op, dict)]
+    assert len(ops) >= 8
+    return ops
+
+
+def test_swagger_ui_renders_every_operation_without_network(
+    server: ServerProcess, render: Callable[[str], str]
+) -> None:
+    dom = render(f"{server.base_url}/docs")
+    assert "OAS 3.1" in dom, "Swagger UI did not render the spec"
+    # Swagger UI gives each operation the element id operations-{tag}-{operationId}
+    ids = {op["operationId"]: f'id="operations-{op["tags"][0]}-{op["operationId"]}"' for op in _operations(server)}
+    assert [name for name, element in ids.items() if element not in dom] == []
+
+
+def test_redoc_renders_every_operation_without_network(server: ServerProcess, render: Callable[[str], str]) -> None:
+    dom = render(f"{server.base_url}/redoc")
+    missing = [op["operationId"] for op in _operations(server) if f"operation/{op['operationId']}" not in dom]
+    assert missing == []
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_pages_load_their_assets_from_the_service_only(server: ServerProcess, page: str) -> None:
+    html = server.client.get(page).text
+    urls = re.findall(r'(?:src|href)="([^"]+)"', html) + re.findall(r"""url: ?'([^']+)'""", html)
+    assert urls, html
+    for url in urls:
+        assert re.match(r"/[^/]", url), f"{page} loads {url} from elsewhere"
+        response = server.client.get(url)
+        assert response.status_code == 200, url
+    assert "http://" not in html.replace("window.location", "")
+    assert "https://" not in html
+
+
+def test_docs_assets_are_a_fixed_set_counted_under_their_own_route(server: ServerProcess) -> None:
+    assert server.client.get("/docs-assets/swagger-ui.css").headers["content-type"].startswith("text/css")
+    missing = server.client.get("/docs-assets/..%2Fcore.py")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    metrics = server.client.get("/metrics").text
+    assert 'route="/docs-assets/{name}",status="200"' in metrics
