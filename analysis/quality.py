@@ -37,18 +37,19 @@ def probable_retries(db: Database) -> dict[str, int]:
 
 def delivery_delay(db: Database) -> pd.DataFrame:
     """received_at - timestamp by bucket: how late events arrive (offline clients, queues, clock skew)."""
-    frame = db.frame(db.sql.delivery_delay).set_index("bucket")
-    frame = frame.reindex([b for b in DELAY_BUCKETS if b in frame.index])
+    frame = db.frame(db.sql.delivery_delay)
+    frame["bucket"] = [DELAY_BUCKETS[int(i)] for i in frame["bucket"]]
+    frame = frame.set_index("bucket").sort_index(key=lambda labels: labels.map(DELAY_BUCKETS.index))
     frame["share"] = frame["events"] / frame["events"].sum()
     return frame
 
 
-def late_share(db: Database, threshold_seconds: float = 3600) -> float:
-    """Share of events received more than threshold_seconds after they happened (bucket edges: 1 s, 1 min,
-    1 h, 1 day)."""
-    frame = delivery_delay(db)
-    late = frame[frame["min_seconds"] >= threshold_seconds]["events"].sum()
-    return float(late / frame["events"].sum()) if len(frame) else 0.0
+def late_share(delays: pd.DataFrame, threshold_seconds: float = 3600) -> float:
+    """Share of events received at least threshold_seconds after they happened, from delivery_delay's
+    buckets (so threshold_seconds is one of their edges: 1, 60, 3600 or 86400)."""
+    late = delays.loc[delays["min_seconds"] >= threshold_seconds, "events"].sum()
+    total = delays["events"].sum()
+    return float(late / total) if total else 0.0
 
 
 def missing_values(db: Database) -> pd.Series:

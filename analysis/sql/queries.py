@@ -10,9 +10,10 @@ from dataclasses import dataclass
 class Queries:
     # Data quality
     overview: str  # one row: events, users, actions, sources, first/last timestamp and received_at
+    sample_bounds: str  # one row: first, last (the range of seq, the insertion order)
     duplicate_event_ids: str  # one row: ids (event_ids stored more than once), extra_rows
     probable_retries: str  # one row: groups of same user/action/source/timestamp/metadata, extra_copies
-    delivery_delay: str  # bucket, events, min_seconds, max_seconds, mean_seconds
+    delivery_delay: str  # bucket (0-5, see quality.DELAY_BUCKETS), events, min_seconds, max_seconds, mean_seconds
     missing_values: str  # one row: per column, rows holding NULL or an empty value
     # Usage
     action_counts: str  # action, events, users
@@ -22,8 +23,10 @@ class Queries:
     events_per_user: str  # user_id, events
     # Temporal
     hourly_events: str  # hour (YYYY-MM-DDTHH), events
-    # Metadata (:action, :path = a JSON path such as '$."plan"')
-    metadata_keys: str  # action, key, type, events, distinct_values (scalars only)
+    # Metadata, on a sample (:first, :last, :stride: every stride-th seq from first to last);
+    # :action, :path = a JSON path such as '$."plan"'
+    sample_actions: str  # action, events (in the sample)
+    metadata_values: str  # action, key, type, value (scalars; NULL for null/object/array), events
     top_values: str  # value, type, events, present (events of the action holding the key)
     numeric_summary: str  # one row: count, minimum, maximum, mean, mean_square
     numeric_quantiles: str  # position, value for :positions (JSON array of 0-based ranks)

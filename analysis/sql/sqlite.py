@@ -8,10 +8,21 @@ from __future__ import annotations
 
 from analysis.sql.queries import Queries
 
-# Numeric values of one metadata key for one action: the base of the numeric queries.
+# A uniform sample for the metadata queries (JSON parsing is their cost): every :stride-th row by seq, the
+# insertion order, fetched by primary key, so the cost follows the sample size, not the table size.
+_SAMPLE = """
+    WITH RECURSIVE picks(seq) AS (
+        SELECT :first UNION ALL SELECT seq + :stride FROM picks WHERE seq + :stride <= :last),
+    sample AS (SELECT e.action, e.metadata FROM picks JOIN events e ON e.seq = picks.seq)
+"""
+
+# `LIMIT -1` in a subquery stops SQLite from flattening it into the outer query, which would copy the
+# subquery's expression (a JSON parse, a date computation) into every place the outer query names it.
+
+# Numeric values of one metadata key for one action in the sample; one JSON parse a row.
 _NUMERIC_VALUES = """
-    SELECT json_extract(metadata, :path) AS v FROM events
-    WHERE action = :action AND json_type(metadata, :path) IN ('integer', 'real')
+    SELECT v FROM (SELECT json_extract(metadata, :path) AS v FROM sample WHERE action = :action LIMIT -1)
+    WHERE typeof(v) IN ('integer', 'real')
 """
 
 # Distinct (user, day) pairs: small (users x days) whatever the number of events.
@@ -32,31 +43,35 @@ def _funnel(steps: int) -> str:
 
 
 QUERIES = Queries(
+    # Separate subqueries, so each uses its own index (counts, distinct users and actions, time bounds).
     overview="""
-        SELECT COUNT(*) AS events, COUNT(DISTINCT user_id) AS users, COUNT(DISTINCT action) AS actions,
-               COUNT(DISTINCT source) AS sources, MIN(timestamp) AS first_timestamp,
-               MAX(timestamp) AS last_timestamp, MIN(received_at) AS first_received_at,
-               MAX(received_at) AS last_received_at
-        FROM events
+        SELECT (SELECT COUNT(*) FROM events) AS events,
+               (SELECT COUNT(DISTINCT user_id) FROM events) AS users,
+               (SELECT COUNT(DISTINCT action) FROM events) AS actions,
+               (SELECT COUNT(DISTINCT source) FROM events) AS sources,
+               (SELECT MIN(timestamp) FROM events) AS first_timestamp,
+               (SELECT MAX(timestamp) FROM events) AS last_timestamp,
+               (SELECT MIN(received_at) FROM events) AS first_received_at,
+               (SELECT MAX(received_at) FROM events) AS last_received_at
     """,
+    sample_bounds="SELECT MIN(seq) AS first, MAX(seq) AS last FROM events",
     duplicate_event_ids="""
         SELECT COUNT(*) AS ids, COALESCE(SUM(n - 1), 0) AS extra_rows
         FROM (SELECT COUNT(*) AS n FROM events GROUP BY event_id HAVING COUNT(*) > 1)
     """,
+    # Candidates first: (user, timestamp) pairs seen twice, found from the (user_id, timestamp) index alone.
     probable_retries="""
+        WITH candidates AS (SELECT user_id, timestamp FROM events GROUP BY user_id, timestamp HAVING COUNT(*) > 1)
         SELECT COUNT(*) AS groups, COALESCE(SUM(n - 1), 0) AS extra_copies
-        FROM (SELECT COUNT(*) AS n FROM events
-              GROUP BY user_id, timestamp, action, source, metadata HAVING COUNT(*) > 1)
+        FROM (SELECT COUNT(*) AS n FROM candidates c
+              JOIN events e ON e.user_id = c.user_id AND e.timestamp = c.timestamp
+              GROUP BY e.user_id, e.timestamp, e.action, e.source, e.metadata HAVING COUNT(*) > 1)
     """,
+    # Bucket 0: negative (client clock ahead), 1: < 1 s, 2: < 1 min, 3: < 1 h, 4: < 1 day, 5: later.
     delivery_delay="""
-        SELECT CASE WHEN d < 0 THEN 'negative (client clock ahead)'
-                    WHEN d < 1 THEN '< 1 s'
-                    WHEN d < 60 THEN '1 s - 1 min'
-                    WHEN d < 3600 THEN '1 min - 1 h'
-                    WHEN d < 86400 THEN '1 h - 1 day'
-                    ELSE '>= 1 day' END AS bucket,
+        SELECT (d >= 0) + (d >= 1) + (d >= 60) + (d >= 3600) + (d >= 86400) AS bucket,
                COUNT(*) AS events, MIN(d) AS min_seconds, MAX(d) AS max_seconds, AVG(d) AS mean_seconds
-        FROM (SELECT (julianday(received_at) - julianday(timestamp)) * 86400.0 AS d FROM events)
+        FROM (SELECT (julianday(received_at) - julianday(timestamp)) * 86400.0 AS d FROM events LIMIT -1)
         GROUP BY bucket
     """,
     missing_values="""
@@ -84,26 +99,28 @@ QUERIES = Queries(
     hourly_events="""
         SELECT substr(timestamp, 1, 13) AS hour, COUNT(*) AS events FROM events GROUP BY hour ORDER BY hour
     """,
-    metadata_keys="""
-        SELECT e.action, j.key, j.type, COUNT(*) AS events, COUNT(DISTINCT j.atom) AS distinct_values
-        FROM events e, json_each(e.metadata) j GROUP BY e.action, j.key, j.type
+    sample_actions=f"{_SAMPLE} SELECT action, COUNT(*) AS events FROM sample GROUP BY action",
+    metadata_values=f"""{_SAMPLE}
+        SELECT s.action, j.key, j.type, j.atom AS value, COUNT(*) AS events
+        FROM sample s, json_each(s.metadata) j GROUP BY s.action, j.key, j.type, j.atom
     """,
-    top_values="""
-        SELECT json_extract(metadata, :path) AS value, json_type(metadata, :path) AS type, COUNT(*) AS events,
-               SUM(COUNT(*)) OVER () AS present
-        FROM events WHERE action = :action AND json_type(metadata, :path) IS NOT NULL
+    top_values=f"""{_SAMPLE}
+        SELECT value, type, COUNT(*) AS events, SUM(COUNT(*)) OVER () AS present
+        FROM (SELECT json_extract(metadata, :path) AS value, json_type(metadata, :path) AS type
+              FROM sample WHERE action = :action LIMIT -1)
+        WHERE type IS NOT NULL
         GROUP BY value, type ORDER BY events DESC, value LIMIT :top
     """,
-    numeric_summary=f"""
+    numeric_summary=f"""{_SAMPLE}
         SELECT COUNT(v) AS count, MIN(v) AS minimum, MAX(v) AS maximum, AVG(v) AS mean, AVG(v * v) AS mean_square
         FROM ({_NUMERIC_VALUES})
     """,
-    numeric_quantiles=f"""
+    numeric_quantiles=f"""{_SAMPLE}
         SELECT position, v AS value
         FROM (SELECT v, ROW_NUMBER() OVER (ORDER BY v) - 1 AS position FROM ({_NUMERIC_VALUES}))
         WHERE position IN (SELECT value FROM json_each(:positions)) ORDER BY position
     """,
-    numeric_histogram=f"""
+    numeric_histogram=f"""{_SAMPLE}
         SELECT MIN(CAST((v - :low) / :width AS INTEGER), :bins - 1) AS bin, COUNT(*) AS events
         FROM ({_NUMERIC_VALUES}) GROUP BY bin ORDER BY bin
     """,

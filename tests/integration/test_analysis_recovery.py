@@ -101,12 +101,21 @@ def test_purchase_amount_median_matches_the_planted_log_normal(db: Database) -> 
     )
 
 
+def test_a_sample_estimates_the_same_distribution(db: Database) -> None:
+    sampled = metadata.top_values(db, "page_view", "referrer", sample=10_000)
+    null_share = float(sampled.loc[sampled["type"] == "null", "share"].sum())
+    assert null_share == pytest.approx(P.null_referrer_fraction, abs=0.04)  # ~5k page views read, not ~19k
+    assert metadata.value_counts(db, sample=10_000).attrs["stride"] == 4
+
+
 def test_metadata_keys_depend_on_the_action(db: Database) -> None:
-    presence = metadata.key_presence(db)
+    frequencies = metadata.key_frequencies(metadata.value_counts(db))
+    assert frequencies.attrs["sampled_events"] == P.events  # below the sample size, every event is read
+    presence = metadata.key_presence(frequencies)
     assert presence.loc["purchase", "amount"] == 1.0
     assert presence.loc["page_view", "amount"] == 0.0
     assert presence.loc["signup", "plan"] == 1.0
-    types = metadata.value_types(db).set_index(["action", "key"])
+    types = metadata.value_types(frequencies).set_index(["action", "key"])
     assert types.loc[("page_view", "referrer"), "types"] == "null, text"
 
 
@@ -140,7 +149,7 @@ def test_weekends_are_quieter_as_planted(db: Database) -> None:
 def test_late_events_share_matches_planted_fraction(db: Database) -> None:
     # Late events are delayed by an exponential with mean late_mean_seconds; those past one hour:
     expected = P.late_fraction * math.exp(-3600 / P.late_mean_seconds)
-    assert quality.late_share(db, 3600) == pytest.approx(expected, abs=0.004)
+    assert quality.late_share(quality.delivery_delay(db), 3600) == pytest.approx(expected, abs=0.004)
 
 
 def test_client_retries_are_found_and_ids_are_unique(db: Database) -> None:
@@ -183,3 +192,15 @@ def test_a_missing_database_is_reported_not_created(tmp_path: Path) -> None:
     with pytest.raises(DatabaseNotFound):
         connect(f"sqlite:///{tmp_path / 'absent.db'}")
     assert not (tmp_path / "absent.db").exists()
+
+
+def test_views_of_one_sample_pass_agree_with_their_own_queries(db: Database) -> None:
+    counts = metadata.value_counts(db)
+    assert metadata.numeric_summary_in(counts, "purchase", "amount") == pytest.approx(
+        metadata.numeric_summary(db, "purchase", "amount")
+    )
+    from_counts = metadata.top_values_in(counts, "signup", "plan")
+    from_query = metadata.top_values(db, "signup", "plan")
+    assert from_counts[["value", "events"]].to_dict("list") == from_query[["value", "events"]].to_dict("list")
+    histogram = metadata.numeric_histogram_in(counts, "purchase", "amount", bins=10)
+    assert histogram["events"].sum() == metadata.numeric_histogram(db, "purchase", "amount", bins=10)["events"].sum()
