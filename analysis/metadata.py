@@ -101,11 +101,13 @@ def numeric_summary_in(
     values = weights.index.to_numpy()
     mean = float((values * weights.to_numpy()).sum() / count)
     variance = float((weights.to_numpy() * (values - mean) ** 2).sum() / count)
-    result.update(mean=mean, std=variance**0.5, min=float(values[0]), max=float(values[-1]))
+    whole = bool(np.all(values == np.round(values)))
+    number = int if whole else float  # integers stay integers, as in the JSON
+    result.update(mean=mean, std=variance**0.5, min=number(values[0]), max=number(values[-1]))
     cumulative = weights.cumsum().to_numpy()
     for q in quantiles:
         position = round(q * (count - 1))  # the same rank numeric_summary reads in SQL
-        result[f"p{round(q * 100)}"] = float(values[int(np.searchsorted(cumulative, position, side="right"))])
+        result[f"p{round(q * 100)}"] = number(values[int(np.searchsorted(cumulative, position, side="right"))])
     return result
 
 

@@ -24,7 +24,7 @@ DEFAULTS = SimulationParams()
 def register(commands: Any) -> None:
     parser: argparse.ArgumentParser = commands.add_parser(
         "simulate",
-        help="generate realistic synthetic events (planted patterns: see app/simulation.py)",
+        help="generate realistic synthetic events (planted patterns: see app/simulation/)",
         description="Reproducible synthetic events: the same arguments give the same events.",
     )
     parser.add_argument("--events", type=int, default=DEFAULTS.events)
