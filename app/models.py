@@ -100,7 +100,8 @@ def is_finite_json(value: Any) -> bool:
 
 def to_utc_text(moment: datetime) -> str:
     """Fixed-width ISO-8601 UTC text ('2026-01-02T03:04:05.000006Z'): sorts as it compares."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat: twice as fast as strftime, and zero-pads years before 1000 (strftime's %Y does not on glibc).
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def from_utc_text(text: str) -> datetime:

@@ -211,28 +211,39 @@ class SqliteEventRepository:
         return conn
 
     def add(self, events: Sequence[UserActionEvent]) -> list[AddResult]:
+        # Rows are built before the write lock is taken: other writers wait only for SQLite's own work.
+        rows = [_row(event) for event in events]
         conn = self._connection()
         results: list[AddResult] = []
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for event in events:
-                cursor = conn.execute(
-                    f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (event_id) DO NOTHING",
-                    _row(event),
-                )
-                if cursor.rowcount == 1:
-                    results.append(AddResult(AddStatus.ACCEPTED, event))
+            # Under the write lock nobody else can insert, so ids not stored now are new unless repeated here.
+            stored = self._stored_among(conn, [row[0] for row in rows])
+            fresh: list[tuple[Any, ...]] = []
+            for event, row in zip(events, rows, strict=True):
+                earlier = stored.get(row[0])
+                if earlier is not None:
+                    results.append(classify_existing(event, earlier))
                     continue
-                row = conn.execute(
-                    f"SELECT {_COLUMNS} FROM events WHERE event_id = ?", (str(event.event_id),)
-                ).fetchone()
-                results.append(classify_existing(event, _event(row)))
+                stored[row[0]] = event  # a second copy later in this batch meets this one
+                fresh.append(row)
+                results.append(AddResult(AddStatus.ACCEPTED, event))
+            # One statement for the batch: executemany instead of a round trip per event.
+            conn.executemany(f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", fresh)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         return results
+
+    @staticmethod
+    def _stored_among(conn: sqlite3.Connection, event_ids: list[str]) -> dict[str, UserActionEvent]:
+        """The stored events among these ids, by id: one indexed lookup per id, one statement."""
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM events WHERE event_id IN (SELECT value FROM json_each(?))",
+            (dump_json(event_ids),),
+        ).fetchall()
+        return {row[0]: _event(row) for row in rows}
 
     def get(self, event_id: UUID) -> UserActionEvent | None:
         row = (
