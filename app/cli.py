@@ -30,6 +30,27 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hash_key(args: argparse.Namespace) -> int:
+    import secrets
+    import sys
+
+    from app.api.security import hash_key
+
+    if args.key == "-":
+        key = sys.stdin.readline().strip()
+    elif args.key:
+        key = args.key
+    else:
+        key = secrets.token_urlsafe(32)
+        print(f"key:    {key}")  # shown once: give it to the client, keep only the hash
+    print(f"sha256: {hash_key(key)}" if not args.key else hash_key(key))
+    print(
+        "set e.g. TELEMETRY_API_KEYS='NAME:" + hash_key(key) + ":ingest' (scopes ingest, read, admin; + joins them)",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app", description="Telemetry Mini Service")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -40,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--database-url", default=None, help="overrides TELEMETRY_DATABASE_URL")
     serve.add_argument("--workers", type=int, default=1)
     serve.set_defaults(handler=_serve)
+
+    hash_key = commands.add_parser("hash-key", help="print the SHA-256 of an API key for TELEMETRY_API_KEYS")
+    hash_key.add_argument("key", nargs="?", help="the key; '-' reads it from stdin; none: make a new random key")
+    hash_key.set_defaults(handler=_hash_key)
 
     from app.commands import export, report, simulate
 

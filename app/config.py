@@ -2,10 +2,50 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+Scope = Literal["ingest", "read", "admin"]
+
+
+class ApiKeySetting(BaseModel):
+    """One API key as configured: its name (logged), the SHA-256 of the key (never the key), its scopes."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._\-]+$")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="hex SHA-256 of the key: `python -m app hash-key`")
+    scopes: frozenset[Scope] = Field(min_length=1)
+
+
+def _parse_api_keys(value: Any) -> Any:
+    """JSON list of {"name","sha256","scopes"}, or `name:sha256hex:scope1+scope2` entries split by commas."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text:
+        return ()
+    if text.startswith("["):
+        return json.loads(text)
+    keys = []
+    for entry in text.split(","):
+        name, digest, scopes = entry.strip().split(":")
+        keys.append({"name": name, "sha256": digest.lower(), "scopes": scopes.split("+")})
+    return keys
+
+
+def _parse_origins(value: Any) -> Any:
+    """JSON list, or origins split by commas."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        return json.loads(text)
+    return [origin.strip() for origin in text.split(",") if origin.strip()]
 
 
 class Settings(BaseSettings):
@@ -38,6 +78,45 @@ class Settings(BaseSettings):
         default=None, description="If set (JSON list), only these sources get their own metric label value."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # -- limits (hostile input) --
+    request_max_bytes: int = Field(
+        default=1_048_576, ge=1, description="Largest request body, counted as it streams in (chunked too): 413."
+    )
+    request_body_timeout_s: float = Field(
+        default=15.0, gt=0, description="Longest wait for the next piece of a request body before 408."
+    )
+    event_max_bytes: int = Field(default=32_768, ge=1, description="Largest event, serialised as JSON: 422.")
+    metadata_max_depth: int = Field(default=16, ge=1, description="Deepest nesting of objects/arrays in metadata.")
+    metadata_max_keys: int = Field(default=512, ge=1, description="Most keys in all of one event's metadata.")
+    timestamp_max_future_s: float = Field(
+        default=86_400.0,
+        ge=0,
+        description="How far a timestamp may be ahead of the server clock, after clock-skew correction by sent_at.",
+    )
+    timestamp_min: AwareDatetime = Field(
+        default=datetime(2000, 1, 1, tzinfo=UTC), description="Earliest timestamp (and sent_at) accepted."
+    )
+
+    # -- access control --
+    api_keys: Annotated[tuple[ApiKeySetting, ...], NoDecode, BeforeValidator(_parse_api_keys)] = Field(
+        default=(),
+        description="API keys as hashes: JSON list of {name, sha256, scopes} or name:sha256:scope1+scope2,... "
+        "Scopes: ingest, read, admin. Empty: the service runs open (and logs a warning).",
+    )
+    metrics_require_key: bool = Field(
+        default=False, description="Protect /metrics with a key of scope read or admin (when keys are set)."
+    )
+    rate_limit_per_s: float = Field(
+        default=0.0, ge=0, description="Requests per second per API key (open mode: per client address). 0: off."
+    )
+    rate_limit_burst: int = Field(
+        default=0, ge=0, description="Token-bucket size: requests allowed at once. 0: twice the rate (at least 1)."
+    )
+    cors_origins: Annotated[tuple[str, ...], NoDecode, BeforeValidator(_parse_origins)] = Field(
+        default=(),
+        description="Browser origins allowed to POST events (ingest routes only, no credentials). Empty: no CORS.",
+    )
     tracing_enabled: bool = Field(
         default=False,
         description="OpenTelemetry traces: trace_id/span_id on log lines, exemplars on the latency histogram. "

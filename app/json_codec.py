@@ -27,6 +27,14 @@ def dump_json(value: Any) -> str:
         return json.dumps(value, default=_default, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+def json_size(value: Any) -> int:
+    """Bytes of the value as compact UTF-8 JSON (what dump_json writes), without keeping the text."""
+    try:
+        return len(orjson.dumps(value, default=_default))
+    except TypeError:
+        return len(dump_json(value).encode())
+
+
 # orjson reads integers past 64 bits as floats, silently (12345678901234567890123 -> 1.2345678901234568e+22).
 # A text with a run of 20+ digits may hold one: the standard library reads it exactly.
 _LONG_DIGITS_TEXT = re.compile(r"\d{20,}")

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from app.api import events, export, operations
 from app.api.docs import install_offline_docs
+from app.api.guards import event_limits, install_guards
 from app.api.middleware import RequestContextMiddleware
 from app.api.problems import install_problem_handlers
 from app.config import Settings
@@ -41,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             repository, metrics, max_queue=settings.write_queue_max, max_batch=settings.commit_batch_max
         )
         app.state.writer = writer
-        app.state.service = EventService(writer, repository, metrics, log)
+        app.state.service = EventService(writer, repository, metrics, log, limits=event_limits(settings))
         log.info("service_started", database=settings.database_url.split("://", 1)[0])
         try:
             yield
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(export.router)  # before events: /v1/events/export is not an /v1/events/{event_id}
     app.include_router(events.router)
     app.include_router(operations.router)
+    install_guards(app, settings, metrics, log)  # body limit, strict JSON, keys, rate limit, CORS
     app.add_middleware(RequestContextMiddleware, metrics=metrics, log=log)
     install_tracing(app, settings, metrics)  # outermost middleware: its span encloses the request's logs
     return app

@@ -23,7 +23,15 @@ class DomainError(Exception):
 
 
 class InvalidEvent(DomainError):
-    """The fact as given cannot be an event (naive timestamp, metadata that is not an object...)."""
+    """The fact as given cannot be an event (naive timestamp, metadata that is not an object...).
+
+    `reason` is one of a fixed set of words (counted in metrics), `field` names the offending field.
+    """
+
+    def __init__(self, message: str, *, reason: str = "invalid", field: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.field = field
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +53,14 @@ class UserActionEvent:
             if value is None:
                 continue
             if value.tzinfo is None or value.utcoffset() is None:
-                raise InvalidEvent(f"{name} must carry a timezone")
+                raise InvalidEvent(f"{name} must carry a timezone", field=name)
             # Stored and compared as UTC, whatever offset the client used.
-            object.__setattr__(self, name, value.astimezone(UTC))
+            try:
+                object.__setattr__(self, name, value.astimezone(UTC))
+            except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00 is before datetime.min in UTC
+                raise InvalidEvent(f"{name} is out of range", reason="timestamp_out_of_range", field=name) from exc
         if not isinstance(self.metadata, Mapping):
-            raise InvalidEvent("metadata must be a JSON object")
+            raise InvalidEvent("metadata must be a JSON object", field="metadata")
         # A read-only view: the event cannot be changed through its metadata either.
         object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
 

@@ -7,11 +7,12 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import AwareDatetime, TypeAdapter, ValidationError
+from pydantic import TypeAdapter, ValidationError
 from starlette.responses import Response
 
 from app.api.problems import ApiProblem, field_errors, problem_responses
 from app.api.schemas import (
+    PLAIN_TEXT,
     BatchIn,
     BatchOut,
     EventIn,
@@ -20,11 +21,15 @@ from app.api.schemas import (
     InvalidCursor,
     JsonBody,
     StatsOut,
+    UtcDatetime,
     decode_cursor,
     encode_cursor,
     event_json,
 )
+from app.api.security import require_scope
+from app.api.strict_json import JsonRoute
 from app.config import Settings
+from app.models import InvalidEvent
 from app.repository.events_repository import AddStatus, EventFilter, EventQuery, StatsQuery
 from app.services.event_service import EventDraft, EventService
 
@@ -42,7 +47,14 @@ def get_settings(request: Request) -> Settings:
 ServiceDep = Annotated[EventService, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
-router = APIRouter(prefix="/v1", tags=["events"])
+# JsonRoute: strict JSON bodies (400), 415 for other media types, access checks before the body is read.
+router = APIRouter(prefix="/v1", tags=["events"], route_class=JsonRoute)
+INGEST = [Depends(require_scope("ingest"))]
+READ = [Depends(require_scope("read"))]
+# Every route may answer these: no/invalid key, key without the scope, over the rate limit.
+ACCESS_PROBLEMS = problem_responses(401, 403, 429)
+# Every body-taking route may answer these too: lenient JSON, stalled or oversized body, wrong media type.
+BODY_PROBLEMS = problem_responses(400, 408, 413, 415, 422)
 _event_adapter: TypeAdapter[EventIn] = TypeAdapter(EventIn)
 
 
@@ -51,9 +63,12 @@ _event_adapter: TypeAdapter[EventIn] = TypeAdapter(EventIn)
     status_code=201,
     response_model=EventOut,
     summary="Record one user action",
+    dependencies=INGEST,
     responses={
         200: {"model": EventOut, "description": "Already stored with this event_id and the same payload"},
-        **problem_responses(400, 409, 413, 415, 422, 503),
+        **ACCESS_PROBLEMS,
+        **BODY_PROBLEMS,
+        **problem_responses(409, 503),
     },
 )
 async def record_event(event: EventIn, service: ServiceDep) -> Response:
@@ -66,7 +81,8 @@ async def record_event(event: EventIn, service: ServiceDep) -> Response:
     "/events/batch",
     response_model=BatchOut,
     summary="Record many user actions; each item is accepted or refused on its own",
-    responses=problem_responses(400, 413, 415, 422, 503),
+    dependencies=INGEST,
+    responses={**ACCESS_PROBLEMS, **BODY_PROBLEMS, **problem_responses(503)},
 )
 async def record_batch(batch: BatchIn, service: ServiceDep, settings: SettingsDep) -> Response:
     if len(batch.events) > settings.batch_max_events:
@@ -94,9 +110,18 @@ async def record_batch(batch: BatchIn, service: ServiceDep, settings: SettingsDe
     invalid = len(batch.events) - len(drafts)
     if invalid:
         service.reject("invalid", invalid)
-    stored = await service.record_batch(drafts)
-    for index, result in zip(positions, stored, strict=True):
-        results[index] = {"index": index, "event_id": str(result.event.event_id), "status": result.status.value}
+    outcomes = await service.record_batch(drafts)
+    for index, outcome in zip(positions, outcomes, strict=True):
+        if isinstance(outcome, InvalidEvent):
+            results[index] = {
+                "index": index,
+                "event_id": _uuid_or_none(batch.events[index].get("event_id")),
+                "status": "invalid",
+                "errors": [{"field": outcome.field or "", "message": str(outcome), "type": outcome.reason}],
+            }
+        else:
+            event_id = str(outcome.event.event_id)
+            results[index] = {"index": index, "event_id": event_id, "status": outcome.status.value}
     counts = dict.fromkeys(("accepted", "duplicate", "conflict", "invalid"), 0)
     for r in results:
         counts[r["status"]] += 1
@@ -111,21 +136,22 @@ def _uuid_or_none(value: Any) -> str | None:
 
 
 @router.get(
-    "/events/{event_id}",
+    "/events/{event_id:uuid}",  # not a UUID: no such resource (404); and GET /v1/events/batch is a 405
     response_model=EventOut,
     summary="Read one event",
-    responses=problem_responses(404, 422),
+    dependencies=READ,
+    responses={**ACCESS_PROBLEMS, **problem_responses(404)},
 )
 def get_event(event_id: UUID, service: ServiceDep) -> Response:
     return JsonBody(event_json(service.get_event(event_id)))
 
 
 def event_filter(
-    user_id: Annotated[str | None, Query(max_length=256)] = None,
-    action: Annotated[str | None, Query(max_length=128)] = None,
-    source: Annotated[str | None, Query(max_length=128)] = None,
-    since: Annotated[AwareDatetime | None, Query(description="Inclusive lower bound on timestamp")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Exclusive upper bound on timestamp")] = None,
+    user_id: Annotated[str | None, Query(max_length=256, pattern=PLAIN_TEXT)] = None,
+    action: Annotated[str | None, Query(max_length=128, pattern=PLAIN_TEXT)] = None,
+    source: Annotated[str | None, Query(max_length=128, pattern=PLAIN_TEXT)] = None,
+    since: Annotated[UtcDatetime | None, Query(description="Inclusive lower bound on timestamp")] = None,
+    until: Annotated[UtcDatetime | None, Query(description="Exclusive upper bound on timestamp")] = None,
 ) -> EventFilter:
     if since is not None and until is not None and since >= until:
         raise ApiProblem(422, "invalid-range", "`since` must be earlier than `until`")
@@ -139,7 +165,8 @@ FilterDep = Annotated[EventFilter, Depends(event_filter)]
     "/events",
     response_model=EventPageOut,
     summary="List events in (timestamp, event_id) order, a keyset page at a time",
-    responses=problem_responses(400, 422),
+    dependencies=READ,
+    responses={**ACCESS_PROBLEMS, **problem_responses(400, 422)},
 )
 def list_events(
     service: ServiceDep,
@@ -159,7 +186,8 @@ def list_events(
     "/stats",
     response_model=StatsOut,
     summary="Event counts by action, by source and by time bucket over a time range",
-    responses=problem_responses(422),
+    dependencies=READ,
+    responses={**ACCESS_PROBLEMS, **problem_responses(422)},
 )
 def stats(
     service: ServiceDep,

@@ -20,10 +20,14 @@ _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OP
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
+_CONVERTOR = re.compile(r"\{(\w+):\w+\}")
+
+
 def route_template(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
-    return path if isinstance(path, str) else UNMATCHED_ROUTE
+    # "/v1/events/{event_id:uuid}" is labelled "/v1/events/{event_id}", as the OpenAPI schema names it.
+    return _CONVERTOR.sub(r"{\1}", path) if isinstance(path, str) else UNMATCHED_ROUTE
 
 
 class RequestContextMiddleware:

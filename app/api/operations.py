@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
 from starlette.responses import Response
@@ -10,6 +10,7 @@ from starlette.responses import Response
 from app.api.events import ServiceDep
 from app.api.problems import problem_response, problem_responses
 from app.api.schemas import JsonBody
+from app.api.security import authorize, bearer_token
 
 router = APIRouter(tags=["operations"])
 
@@ -30,11 +31,21 @@ def readyz(request: Request, service: ServiceDep) -> Response:
     return JsonBody({"status": "ready"})
 
 
+async def metrics_access(request: Request) -> None:
+    """/metrics is open unless TELEMETRY_METRICS_REQUIRE_KEY is set: then a key of scope read (or admin)."""
+    if request.app.state.settings.metrics_require_key:
+        authorize(request, bearer_token(request), "read")
+
+
 @router.get(
     "/metrics",
     summary="Prometheus metrics (text exposition format)",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
+    dependencies=[Depends(metrics_access)],
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"},
+        **problem_responses(401, 403, 429),
+    },
 )
 def metrics(request: Request) -> Response:
     # Exemplars exist only in OpenMetrics: served when tracing is on and the scraper asks for it.

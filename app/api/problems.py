@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from app.json_codec import dump_json
 from app.models import DomainError, InvalidEvent
@@ -35,6 +36,7 @@ class Problem(BaseModel):
     status: int
     detail: str
     instance: str | None = None
+    reason: str | None = Field(default=None, description="Why an event was refused (one of a fixed set)")
     errors: list[FieldError] | None = None
 
 
@@ -98,20 +100,47 @@ _DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
 }
 
 
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on the request's path (asking each route, as the router does)."""
+    allowed = []
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
 def install_problem_handlers(app: FastAPI) -> None:
+    def count_rejection(request: Request, reason: str) -> None:
+        reject = getattr(request.app.state, "reject", None)
+        if reject is not None and request.method == "POST":  # a refused ingest request, not a bad query
+            reject(reason)
+
     async def on_validation(request: Request, exc: RequestValidationError) -> Response:
         errors = exc.errors()
-        if any(e.get("type") == "json_invalid" for e in errors):
-            return problem_response(400, "The request body is not valid JSON.", slug="malformed-json")
+        invalid_json = [e for e in errors if e.get("type") == "json_invalid"]
+        if invalid_json:
+            count_rejection(request, "malformed_json")
+            why = (invalid_json[0].get("ctx") or {}).get("error")
+            detail = f"The request body is not valid JSON: {why}." if why else "The request body is not valid JSON."
+            return problem_response(400, detail, slug="malformed-json")
+        count_rejection(request, "invalid")
         fields = field_errors(errors)
         detail = "; ".join(f"{f['field'] or 'request'}: {f['message']}" for f in fields[:5])
         return problem_response(422, f"Validation failed: {detail}", slug="validation-error", errors=fields)
 
     async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        headers = dict(exc.headers or {})
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"No route for {request.url.path}"
-        return problem_response(exc.status_code, detail, headers=exc.headers)
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route on the path only; /v1/events has two routes.
+            allowed = allowed_methods(request)
+            if allowed:
+                headers["Allow"] = ", ".join(allowed)
+                detail = f"{request.method} is not allowed on {request.url.path}; allowed: {headers['Allow']}"
+        return problem_response(exc.status_code, detail, headers=headers)
 
     async def on_api_problem(request: Request, exc: ApiProblem) -> Response:
         return problem_response(exc.status, exc.detail, slug=exc.slug, headers=exc.headers, **exc.extra)
@@ -122,6 +151,9 @@ def install_problem_handlers(app: FastAPI) -> None:
         extra: dict[str, Any] = {}
         if isinstance(exc, EventConflict):
             extra = {"event_id": str(exc.event_id), "conflicting_fields": list(exc.fields)}
+        elif isinstance(exc, InvalidEvent):  # already counted by the service, with its reason
+            error = {"field": exc.field or "", "message": str(exc), "type": exc.reason}
+            extra = {"reason": exc.reason, "errors": [error]}
         return problem_response(status, str(exc), slug=slug, headers=headers, **extra)
 
     app.add_exception_handler(RequestValidationError, on_validation)  # type: ignore[arg-type]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictStr
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
 from starlette.responses import Response
 
 from app.json_codec import dump_json
@@ -16,8 +17,31 @@ from app.models import UserActionEvent, from_utc_text, to_utc_text
 from app.repository.events_repository import Cursor
 from app.services.event_service import EventDraft
 
-UserId = Annotated[StrictStr, Field(min_length=1, max_length=256, examples=["user-42"])]
-Name = Annotated[StrictStr, Field(min_length=1, max_length=128)]
+# No control characters (C0, DEL, C1), so no NUL either: these names end up in logs, labels and SQL text.
+PLAIN_TEXT = r"^[^\x00-\x1f\x7f-\x9f]+$"
+UserId = Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=PLAIN_TEXT, examples=["user-42"])]
+Name = Annotated[StrictStr, Field(min_length=1, max_length=128, pattern=PLAIN_TEXT)]
+
+
+def _as_utc(moment: datetime) -> datetime:
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00:00+01:00 has no UTC form
+        raise ValueError("the moment is out of range in UTC") from None
+
+
+_ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_text(value: Any) -> Any:
+    # Pydantic would also take a number as Unix time ("until=0.5"): the schema says date-time text, so do we.
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATETIME.match(value)):
+        return value
+    raise ValueError("expected an ISO 8601 date-time text with a timezone, e.g. 2026-05-01T10:00:00Z")
+
+
+# A timezone-aware moment, given as ISO 8601 text, that exists in UTC (stored and compared as UTC).
+UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_as_utc)]
 
 
 class EventIn(BaseModel):
@@ -31,11 +55,23 @@ class EventIn(BaseModel):
     user_id: UserId
     action: Annotated[Name, Field(examples=["page_view"])]
     source: Annotated[Name, Field(examples=["web"])]
-    timestamp: AwareDatetime | None = Field(
-        default=None, description="When the action happened; must carry a timezone. Default: received_at."
+    timestamp: UtcDatetime | None = Field(
+        default=None,
+        description="When the action happened; must carry a timezone. Default: received_at. Not before "
+        "timestamp_min (2000-01-01) and not more than timestamp_max_future_s (24 h) ahead of the server clock, "
+        "after correcting the client clock by sent_at. Stored as given, never rewritten.",
     )
-    sent_at: AwareDatetime | None = Field(default=None, description="Client clock when the request was sent.")
-    metadata: dict[str, Any] = Field(default_factory=dict, description="Free JSON object.")
+    sent_at: UtcDatetime | None = Field(
+        default=None,
+        description="Client clock when the request was sent: the server corrects the future-timestamp check by "
+        "received_at - sent_at (the client's clock skew). Stored.",
+    )
+    metadata: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Free JSON object: at most metadata_max_depth (16) levels deep and metadata_max_keys (512) "
+        "keys in all, no NUL character, integers within 64 bits, finite numbers; the whole event at most "
+        "event_max_bytes (32 KiB) as JSON.",
+    )
 
     def to_draft(self) -> EventDraft:
         return EventDraft(
@@ -65,7 +101,9 @@ class BatchIn(BaseModel):
 
     events: list[Any] = Field(
         description="Events, each shaped like EventIn; each is validated on its own.",
-        json_schema_extra={"items": {"$ref": "#/components/schemas/EventIn"}},
+        # Each item is shaped like EventIn, but a malformed item is reported in its result, not refused with
+        # the whole batch: so the schema lets any item through (anyOf ..., {}) while naming the shape.
+        json_schema_extra={"items": {"anyOf": [{"$ref": "#/components/schemas/EventIn"}, {}]}},
     )
 
 

@@ -14,6 +14,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client import multiprocess as prom_multiprocess
 from prometheus_client.openmetrics import exposition as openmetrics
 
+from app.services.rejections import known_reason
+
 OTHER = "other"
 UNMATCHED_ROUTE = "unmatched"
 
@@ -102,7 +104,7 @@ class PrometheusMetrics:
         self.user_actions.labels(self._action(action), self._source(source)).inc()
 
     def event_rejected(self, reason: str, count: int = 1) -> None:
-        self.rejected.labels(reason).inc(count)
+        self.rejected.labels(known_reason(reason)).inc(count)
 
     def event_duplicate(self) -> None:
         self.duplicates.inc()

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from app.models import DomainError, JsonObject, UserActionEvent, to_utc_text
+from app.models import DomainError, InvalidEvent, JsonObject, UserActionEvent, to_utc_text
 from app.repository.events_repository import (
     AddResult,
     AddStatus,
@@ -23,6 +23,7 @@ from app.repository.events_repository import (
     EventStats,
     StatsQuery,
 )
+from app.services.event_limits import EventLimits, check_event
 
 
 class EventNotFound(DomainError):
@@ -86,6 +87,7 @@ class EventService:
         *,
         clock: Callable[[], datetime] = _utc_now,
         new_id: Callable[[], UUID] = _new_id,
+        limits: EventLimits | None = None,
     ) -> None:
         self._writer = writer
         self._repository = repository
@@ -93,12 +95,14 @@ class EventService:
         self._log = log
         self._clock = clock
         self._new_id = new_id
+        self._limits = limits or EventLimits()
 
     def now(self) -> datetime:
         return self._clock()
 
     def to_event(self, draft: EventDraft, received_at: datetime) -> UserActionEvent:
-        return UserActionEvent(
+        """The event a draft describes, or InvalidEvent when it breaks one of the event limits."""
+        event = UserActionEvent(
             event_id=draft.event_id or self._new_id(),
             user_id=draft.user_id,
             action=draft.action,
@@ -108,24 +112,46 @@ class EventService:
             received_at=received_at,
             sent_at=draft.sent_at,
         )
+        check_event(event, self._limits)
+        return event
 
     async def record_event(self, draft: EventDraft) -> AddResult:
-        """Store one event. ACCEPTED or DUPLICATE come back; a conflicting payload raises EventConflict."""
-        event = self.to_event(draft, self._clock())
+        """Store one event. ACCEPTED or DUPLICATE come back; a conflicting payload raises EventConflict,
+        an event outside the limits InvalidEvent (counted and logged here)."""
+        try:
+            event = self.to_event(draft, self._clock())
+        except InvalidEvent as exc:
+            self.reject(exc.reason, field=exc.field)
+            raise
         (result,) = await self._writer.append([event])
         self._observe(result)
         if result.status is AddStatus.CONFLICT:
             raise EventConflict(event.event_id, result.conflicting_fields)
         return result
 
-    async def record_batch(self, drafts: Sequence[EventDraft]) -> list[AddResult]:
-        """Store valid events of a batch together; one result per draft, in order."""
+    async def record_batch(self, drafts: Sequence[EventDraft]) -> list[AddResult | InvalidEvent]:
+        """Store the valid events of a batch together; one result per draft, in order: an AddResult,
+        or the InvalidEvent that kept that draft out (counted and logged here)."""
         received_at = self._clock()
-        events = [self.to_event(d, received_at) for d in drafts]
-        results = await self._writer.append(events)
-        for result in results:
-            self._observe(result)
-        return results
+        refused: list[InvalidEvent | None] = []  # None: the draft became an event in `events`
+        events: list[UserActionEvent] = []
+        for draft in drafts:
+            try:
+                events.append(self.to_event(draft, received_at))
+                refused.append(None)
+            except InvalidEvent as exc:
+                self.reject(exc.reason, field=exc.field)
+                refused.append(exc)
+        stored = iter(await self._writer.append(events) if events else [])
+        outcomes: list[AddResult | InvalidEvent] = []
+        for refusal in refused:
+            if refusal is None:
+                result = next(stored)
+                self._observe(result)
+                outcomes.append(result)
+            else:
+                outcomes.append(refusal)
+        return outcomes
 
     def reject(self, reason: str, count: int = 1, **fields: Any) -> None:
         """Count and log (once, without the payload) events refused before reaching storage."""

@@ -1,0 +1,90 @@
+"""The body limit middleware on a plain ASGI app: what it reads, what it lets through, what it answers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from starlette.types import Message, Receive, Scope, Send
+
+from app.api.body_limit import BodyLimitMiddleware
+
+
+class Client:
+    """Feeds a body in chunks and records how many the server pulled and what it answered."""
+
+    def __init__(self, chunks: list[bytes], stall: bool = False) -> None:
+        self.chunks = chunks
+        self.pulled = 0
+        self.stall = stall
+        self.sent: list[Message] = []
+
+    async def receive(self) -> Message:
+        if self.pulled == len(self.chunks):
+            if self.stall:  # the client promised more and sends nothing
+                await asyncio.sleep(3600)
+            return {"type": "http.disconnect"}
+        self.pulled += 1
+        more = self.stall or self.pulled < len(self.chunks)
+        return {"type": "http.request", "body": self.chunks[self.pulled - 1], "more_body": more}
+
+    async def send(self, message: Message) -> None:
+        self.sent.append(message)
+
+    @property
+    def status(self) -> int:
+        return int(self.sent[0]["status"])
+
+    @property
+    def body(self) -> dict[str, Any]:
+        return dict(json.loads(b"".join(m.get("body", b"") for m in self.sent[1:])))
+
+
+async def reading_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """Reads the whole body, then answers 200 with its length (as any app would)."""
+    size = 0
+    while True:
+        message = await receive()
+        size += len(message.get("body", b""))
+        if not message.get("more_body"):
+            break
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": json.dumps({"size": size}).encode()})
+
+
+def run(client: Client, headers: list[tuple[bytes, bytes]] | None = None, **limits: Any) -> list[str]:
+    reasons: list[str] = []
+    settings = {"max_bytes": 250, "timeout_s": 5.0, **limits}
+    middleware = BodyLimitMiddleware(reading_app, on_reject=reasons.append, **settings)
+    scope = {"type": "http", "method": "POST", "path": "/v1/events", "headers": headers or []}
+    asyncio.run(middleware(scope, client.receive, client.send))
+    return reasons
+
+
+def test_a_body_within_the_limit_reaches_the_app_whole() -> None:
+    client = Client([b"x" * 100, b"x" * 100, b"x" * 50])
+    assert run(client) == []
+    assert (client.status, client.body) == (200, {"size": 250})
+
+
+def test_a_streamed_body_is_cut_off_one_chunk_past_the_limit() -> None:
+    client = Client([b"x" * 100] * 100)  # 10 kB, no Content-Length
+    assert run(client) == ["body_too_large"]
+    assert client.status == 413
+    assert client.body["status"] == 413
+    assert client.pulled == 3  # 300 bytes read of 10,000: never more than the limit plus one chunk
+
+
+def test_a_content_length_over_the_limit_is_refused_before_reading() -> None:
+    client = Client([b"x" * 100] * 3)
+    assert run(client, headers=[(b"content-length", b"300")]) == ["body_too_large"]
+    assert client.status == 413
+    assert client.pulled == 0
+
+
+def test_a_stalled_body_is_408_and_closes_the_connection() -> None:
+    client = Client([b"x" * 10], stall=True)
+    assert run(client, timeout_s=0.05) == ["body_timeout"]
+    assert client.status == 408
+    assert (b"connection", b"close") in client.sent[0]["headers"]
