@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import StreamingResponse
 
-from app.api.events import FilterDep, ServiceDep
+from app.api.events import ACCESS_PROBLEMS, READ, FilterDep, ServiceDep
 from app.api.problems import problem_responses
 from app.export_format import MEDIA_TYPES, ExportFormat, export_chunks
 
@@ -18,8 +18,10 @@ router = APIRouter(prefix="/v1", tags=["events"])
     "/events/export",
     summary="Export every matching event as NDJSON or CSV, streamed in (timestamp, event_id) order",
     response_class=StreamingResponse,
+    dependencies=READ,  # the same scope as reading events one page at a time
     responses={
         200: {"content": {"application/x-ndjson": {}, "text/csv": {}}, "description": "The events, streamed"},
+        **ACCESS_PROBLEMS,
         **problem_responses(422),
     },
 )

@@ -47,6 +47,9 @@ def register(commands: Any) -> None:
         default=1,
         help="processes that each generate and write a part of the same stream (SQLite commits one at a time)",
     )
+    parser.add_argument(
+        "--api-key", default=None, help="with --target: a key of scope ingest, when the service requires keys"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=run)
 
@@ -68,8 +71,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.target:
         return send_over_http(
-            events, params.events, args.target, args.batch_size or 1000, args.concurrency, not args.quiet
-        )
+            events, params.events, args.target, args.batch_size or 1000, args.concurrency, not args.quiet,
+            api_key=args.api_key,
+        )  # fmt: skip
     if args.database_url is None:
         from app.config import Settings
 
@@ -195,10 +199,17 @@ def _post_batch(client: Any, chunk: Sequence[UserActionEvent]) -> Counter[str]:
 
 
 def send_over_http(
-    events: Iterator[UserActionEvent], total: int, target: str, batch_size: int, concurrency: int, show: bool
+    events: Iterator[UserActionEvent],
+    total: int,
+    target: str,
+    batch_size: int,
+    concurrency: int,
+    show: bool,
+    api_key: str | None = None,
 ) -> int:
     import httpx
 
+    headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
     counts: Counter[str] = Counter()
     bar = progress_bar(total, "ev", f"send to {target}", show)
     started = time.perf_counter()
@@ -212,7 +223,7 @@ def send_over_http(
 
     try:
         with (
-            httpx.Client(base_url=target.rstrip("/"), timeout=60) as client,
+            httpx.Client(base_url=target.rstrip("/"), timeout=60, headers=headers) as client,
             ThreadPoolExecutor(max(1, concurrency)) as pool,
         ):
             for chunk in in_batches(events, batch_size):

@@ -142,3 +142,18 @@ def test_cli_export_of_a_missing_database_fails_without_creating_it(tmp_path: Pa
     assert done.returncode == 2
     assert "no database" in done.stderr
     assert not missing.exists()
+
+
+def test_export_needs_a_read_key_when_keys_are_configured(
+    tmp_path: Path, start_server: Callable[..., ServerProcess]
+) -> None:
+    from app.api.security import hash_key
+
+    read_key, ingest_key = "read-key-0123456789", "ingest-key-0123456789"
+    keys = f"bi:{hash_key(read_key)}:read,web:{hash_key(ingest_key)}:ingest"
+    server = start_server(f"sqlite:///{tmp_path / 'keyed.db'}", env={"TELEMETRY_API_KEYS": keys})
+    assert server.client.get("/v1/events/export").status_code == 401
+    ingest_only = server.client.get("/v1/events/export", headers={"Authorization": f"Bearer {ingest_key}"})
+    assert ingest_only.status_code == 403
+    allowed = server.client.get("/v1/events/export", headers={"Authorization": f"Bearer {read_key}"})
+    assert allowed.status_code == 200

@@ -43,3 +43,16 @@ def test_an_unreachable_target_fails_with_a_message() -> None:
     assert done.returncode == 1
     assert "cannot reach" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_api_key_is_sent_when_the_service_requires_one(start_server: Callable[..., ServerProcess]) -> None:
+    from app.api.security import hash_key
+
+    key = "ingest-key-0123456789"
+    server = start_server(env={"TELEMETRY_API_KEYS": f"loadgen:{hash_key(key)}:ingest"})
+    refused = _send(server.base_url, "--quiet")
+    assert refused.returncode == 1
+    assert "rejected (HTTP 401)" in refused.stderr
+    done = _send(server.base_url, "--quiet", "--api-key", key)
+    assert done.returncode == 0, done.stderr
+    assert "accepted 3000, rejected 0" in done.stderr
