@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Metadata that tempts a serialiser to change bytes: unicode, escapes, big and tiny numbers, nesting.
 AWKWARD_METADATA = [
     {"emoji": "🙂", "accents": "déjà vu", "cjk": "漢字", "quote": 'say "hi"\n\ttab', "slash": "a/b\\c"},
-    {"big": 12345678901234567890123, "neg": -9007199254740993, "float": 0.1, "tiny": 1e-7, "exp": 6.02e23},
+    {"big": 18446744073709551615, "neg": -9223372036854775808, "float": 0.1, "tiny": 1e-7, "exp": 6.02e23},
     {"nested": {"list": [1, [2, {"x": None}], True, False], "empty": {}, "empty_list": []}},
     {},
 ]
