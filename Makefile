@@ -26,7 +26,14 @@ typecheck: $(VENV)/.dev
 test: lint typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: $(VENV)/.dev
+$(VENV)/.bench: $(VENV)/.dev requirements-bench.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-bench.txt
+	touch $@
+
+# The ingestion benchmark loads the service with wrk (Debian package); installed here when we may.
+bench: $(VENV)/.bench
+	@command -v wrk >/dev/null || [ "$$(id -u)" != 0 ] || apt-get install -y -q wrk || \
+		(apt-get update -q && apt-get install -y -q wrk)
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:

@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 from collections.abc import Sequence
+from types import FrameType
+from typing import Any
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM is how a service is asked to stop: once uvicorn has drained and committed, exit 0, not -15.
+
+    uvicorn re-raises the signal after its graceful shutdown; this handler (restored by uvicorn then)
+    turns it into a normal exit. Before uvicorn takes over the signal, nothing has been acknowledged yet.
+    """
+    raise SystemExit(0)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -17,16 +29,24 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = Settings()
     configure_logging(settings.log_level)
-    uvicorn.run(
-        "app.main:app",
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
-        server_header=False,
-    )
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    options: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "workers": args.workers,
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": int(settings.shutdown_timeout_s),
+        "server_header": False,
+    }
+    if args.workers > 1:
+        # Before any worker imports prometheus_client: /metrics must sum over the workers.
+        from app.observability.worker_metrics import prepare_multiprocess_dir, run_workers
+
+        metrics_dir, owned = prepare_multiprocess_dir(settings.metrics_multiproc_dir)
+        run_workers(uvicorn.Config("app.main:app", **options), metrics_dir, owned)
+    else:
+        uvicorn.run("app.main:app", **options)
     return 0
 
 

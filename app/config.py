@@ -78,6 +78,27 @@ class Settings(BaseSettings):
         default=None, description="If set (JSON list), only these sources get their own metric label value."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # Drop-in SDK ingestion (issue 8): Segment- and PostHog-compatible routes.
+    segment_source: str | None = Field(
+        default=None,
+        max_length=128,
+        description="Source of Segment events; unset: the SDK's context.library.name (else 'segment').",
+    )
+    posthog_source: str | None = Field(
+        default=None,
+        max_length=128,
+        description="Source of PostHog events; unset: the SDK's $lib property (else 'posthog').",
+    )
+    posthog_max_body_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="Largest PostHog request body after decompression (413 past it); its SDK sends at most ~6 MiB.",
+    )
+    metrics_multiproc_dir: str | None = Field(
+        default=None,
+        description="With serve --workers N > 1: where prometheus_client's per-process files go (emptied at"
+        " start). Default: a fresh temporary folder, removed at exit.",
+    )
 
     # -- limits (hostile input) --
     request_max_bytes: int = Field(

@@ -7,15 +7,102 @@ The request id bound in the HTTP middleware (contextvars) appears on every line 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
-from typing import Any
+import threading
+import time
+from contextvars import ContextVar, Token
+from typing import Any, BinaryIO
 
 import orjson
 import structlog
 from structlog.typing import EventDict, Processor
 
 _LEVELS = {"DEBUG": logging.DEBUG, "INFO": logging.INFO, "WARNING": logging.WARNING, "ERROR": logging.ERROR}
+
+
+_deferred: ContextVar[bool] = ContextVar("log_flush_deferred", default=False)
+_MAX_PENDING_LINES = 1000
+
+
+class LineWriter:
+    """structlog's output: one JSON line per call, always written whole.
+
+    Inside a request (see defer_log_flush) lines are held and written right after the request ends, together
+    with those of every request ending in the same turn of the event loop: a batch of 100 events, or 30
+    concurrent requests, cost one write instead of one each. Elsewhere each line is written at once.
+    """
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+        self._pending: list[bytes] = []
+        self._lock = threading.Lock()
+        self._flush_scheduled = False
+
+    def msg(self, message: bytes) -> None:
+        with self._lock:
+            self._pending.append(message)
+            if not _deferred.get() or len(self._pending) >= _MAX_PENDING_LINES:
+                self._write_pending()
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_scheduled = False
+            self._write_pending()
+
+    def flush_soon(self) -> None:
+        """Write pending lines once the event loop has run what is ready: requests ending together share a write."""
+        if self._flush_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        self._flush_scheduled = True
+        loop.call_soon(self.flush)
+
+    def _write_pending(self) -> None:
+        if self._pending:
+            self._pending.append(b"")
+            data = b"\n".join(self._pending)
+            self._pending = []
+            self._file.write(data)
+            self._file.flush()
+
+
+_writer = LineWriter(sys.stdout.buffer)
+
+
+def defer_log_flush() -> Token[bool]:
+    """Hold this context's log lines until end_log_deferral (the HTTP middleware brackets each request)."""
+    return _deferred.set(True)
+
+
+def end_log_deferral(token: Token[bool]) -> None:
+    _deferred.reset(token)
+    _writer.flush_soon()
+
+
+_second_text: tuple[int, str] = (0, "")
+
+
+def add_time(_logger: Any, _name: str, event_dict: EventDict) -> EventDict:
+    """UTC time with microseconds, 'Z'-suffixed, like structlog's TimeStamper(fmt="iso", utc=True) but ~6x cheaper.
+
+    The text of the current second is formatted once a second; every line appends its microseconds.
+    """
+    global _second_text
+    now = time.time()
+    second = int(now)
+    if _second_text[0] != second:
+        _second_text = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    event_dict["time"] = f"{_second_text[1]}.{int((now - second) * 1_000_000):06d}Z"
+    return event_dict
 
 
 def _dumps(value: Any, **_: Any) -> bytes:
@@ -33,16 +120,20 @@ def _drop_color_message(_logger: Any, _name: str, event_dict: EventDict) -> Even
 
 def configure_logging(level: str = "INFO") -> None:
     """Idempotent: safe to call once per app built (tests build many)."""
+    global _writer
+    _writer.flush()
+    _writer = LineWriter(sys.stdout.buffer)
+    writer = _writer
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         # "time", not "timestamp": an event_recorded line carries the event's own timestamp.
-        structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
+        add_time,
     ]
     structlog.configure(
         processors=[*shared, structlog.processors.format_exc_info, structlog.processors.JSONRenderer(_dumps)],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
-        logger_factory=structlog.BytesLoggerFactory(sys.stdout.buffer),
+        logger_factory=lambda *_args: writer,
         cache_logger_on_first_use=True,
     )
 

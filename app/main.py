@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from app.api import events, export, operations
+from app.api.compat import posthog as posthog_compat
+from app.api.compat import segment as segment_compat
 from app.api.docs import install_offline_docs
 from app.api.guards import event_limits, install_guards
 from app.api.middleware import RequestContextMiddleware
@@ -64,6 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(export.router)  # before events: /v1/events/export is not an /v1/events/{event_id}
     app.include_router(events.router)
     app.include_router(operations.router)
+    app.include_router(segment_compat.router)
+    app.include_router(posthog_compat.router)
     install_guards(app, settings, metrics, log)  # body limit, strict JSON, keys, rate limit, CORS
     app.add_middleware(RequestContextMiddleware, metrics=metrics, log=log)
     install_tracing(app, settings, metrics)  # outermost middleware: its span encloses the request's logs

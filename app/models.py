@@ -52,6 +52,8 @@ class UserActionEvent:
             value = getattr(self, name)
             if value is None:
                 continue
+            if value.tzinfo is UTC:
+                continue
             if value.tzinfo is None or value.utcoffset() is None:
                 raise InvalidEvent(f"{name} must carry a timezone", field=name)
             # Stored and compared as UTC, whatever offset the client used.
@@ -59,7 +61,7 @@ class UserActionEvent:
                 object.__setattr__(self, name, value.astimezone(UTC))
             except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00 is before datetime.min in UTC
                 raise InvalidEvent(f"{name} is out of range", reason="timestamp_out_of_range", field=name) from exc
-        if not isinstance(self.metadata, Mapping):
+        if type(self.metadata) is not dict and not isinstance(self.metadata, Mapping):
             raise InvalidEvent("metadata must be a JSON object", field="metadata")
         # A read-only view: the event cannot be changed through its metadata either.
         object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
@@ -109,10 +111,20 @@ def is_finite_json(value: Any) -> bool:
     return True
 
 
+_last_text: tuple[datetime | None, str] = (None, "")
+
+
 def to_utc_text(moment: datetime) -> str:
     """Fixed-width ISO-8601 UTC text ('2026-01-02T03:04:05.000006Z'): sorts as it compares."""
-    # isoformat: twice as fast as strftime, and zero-pads years before 1000 (strftime's %Y does not on glibc).
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+    global _last_text
+    last = _last_text
+    if last[0] is moment:  # a batch shares one received_at: formatted once
+        return last[1]
+    m = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    # Formatted by hand: on the ingest hot path, and strftime("%Y") does not pad years before 1000.
+    text = f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}.{m.microsecond:06d}Z"
+    _last_text = (moment, text)
+    return text
 
 
 def from_utc_text(text: str) -> datetime:

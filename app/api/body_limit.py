@@ -8,7 +8,7 @@ refused before a byte of the body is read.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -30,9 +30,19 @@ def _content_length(scope: Scope) -> int | None:
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, max_bytes: int, timeout_s: float, on_reject: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        timeout_s: float,
+        on_reject: Callable[[str], None],
+        path_limits: Mapping[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Routes that read a large body their own bounded way (PostHog's batches) get their own limit.
+        self.path_limits = dict(path_limits or {})
         self.timeout_s = timeout_s
         self.on_reject = on_reject
 
@@ -40,9 +50,10 @@ class BodyLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.path_limits.get(scope["path"], self.max_bytes)
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await self._refuse("body_too_large", scope, receive, send)
+        if declared is not None and declared > limit:
+            await self._refuse("body_too_large", scope, receive, send, limit)
             return
 
         received = 0
@@ -63,7 +74,7 @@ class BodyLimitMiddleware:
                 raise _BodyRefused(refused) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     refused = "body_too_large"
                     raise _BodyRefused(refused)
                 body_done = not message.get("more_body", False)
@@ -83,12 +94,12 @@ class BodyLimitMiddleware:
             if not refused:
                 raise
         if refused and not response_started:
-            await self._refuse(refused, scope, receive, send)
+            await self._refuse(refused, scope, receive, send, limit)
 
-    async def _refuse(self, reason: str, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, reason: str, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
         self.on_reject(reason)
         if reason == "body_too_large":
-            response = problem_response(413, f"The request body is over {self.max_bytes} bytes.", slug="body-too-large")
+            response = problem_response(413, f"The request body is over {limit} bytes.", slug="body-too-large")
         else:
             # The connection is in an unknown state (part of a body is in flight): close it after answering.
             response = problem_response(

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from app.api.body_limit import BodyLimitMiddleware
+from app.api.compat import POSTHOG_PATHS
 from app.api.cors import IngestCorsMiddleware
 from app.api.security import AccessGuard, KeyRing, TokenBucketLimiter
 from app.config import Settings
@@ -80,6 +81,7 @@ def install_guards(app: FastAPI, settings: Settings, metrics: Any, log: Any) -> 
         max_bytes=settings.request_max_bytes,
         timeout_s=settings.request_body_timeout_s,
         on_reject=reject,
+        path_limits=dict.fromkeys(POSTHOG_PATHS, max(settings.request_max_bytes, settings.posthog_max_body_bytes)),
     )
     if settings.cors_origins:
         app.add_middleware(IngestCorsMiddleware, origins=settings.cors_origins, paths=lambda: ingest_paths(app))

@@ -5,19 +5,24 @@ A plain ASGI middleware (not BaseHTTPMiddleware): it adds no task or stream copy
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.logging_config import defer_log_flush, end_log_deferral
 from app.observability.metrics import OTHER, UNMATCHED_ROUTE, PrometheusMetrics
 
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # A client's request id is echoed and logged, so it must be short and plain.
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+# Generated ids: a random per-process prefix and a counter; unique without a urandom call per request.
+_ID_PREFIX = os.urandom(8).hex()
+_id_counter = itertools.count(1)
 
 
 _CONVERTOR = re.compile(r"\{(\w+):\w+\}")
@@ -41,8 +46,9 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        request_id = _incoming_request_id(scope) or f"{_ID_PREFIX}{next(_id_counter):08x}"
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        deferral = defer_log_flush()
         status = 500
         header = (b"x-request-id", request_id.encode())
 
@@ -68,6 +74,7 @@ class RequestContextMiddleware:
                 duration_ms=round(duration * 1000, 3),
             )
             structlog.contextvars.unbind_contextvars("request_id")
+            end_log_deferral(deferral)
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess as prom_multiprocess
@@ -59,6 +60,8 @@ class PrometheusMetrics:
         self.exemplar: Callable[[], dict[str, str] | None] = _no_exemplar
         self._action = BoundedLabel(label_max_values, allowed_actions)
         self._source = BoundedLabel(label_max_values, allowed_sources)
+        self._action_children: dict[tuple[str, str], Any] = {}  # (action, source) as sent -> labelled counter
+        self._http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         r = self.registry
         self.http_requests = Counter(
             "http_requests", "HTTP requests answered", ["method", "route", "status"], registry=r
@@ -101,7 +104,12 @@ class PrometheusMetrics:
 
     # -- domain (the service's port) --
     def event_recorded(self, action: str, source: str) -> None:
-        self.user_actions.labels(self._action(action), self._source(source)).inc()
+        child = self._action_children.get((action, source))
+        if child is None:  # once per distinct pair; the bounded labels keep this dict small
+            child = self.user_actions.labels(self._action(action), self._source(source))
+            if len(self._action_children) < 10_000:
+                self._action_children[(action, source)] = child
+        child.inc()
 
     def event_rejected(self, reason: str, count: int = 1) -> None:
         self.rejected.labels(known_reason(reason)).inc(count)
@@ -123,8 +131,16 @@ class PrometheusMetrics:
 
     # -- HTTP --
     def http_request(self, method: str, route: str, status: int, duration_s: float) -> None:
-        self.http_requests.labels(method, route, str(status)).inc()
-        self.http_duration.labels(method, route).observe(duration_s, self.exemplar())
+        # method, route (a template) and status are bounded sets, so the labelled children are kept.
+        children = self._http_children.get((method, route, status))
+        if children is None:
+            children = (
+                self.http_requests.labels(method, route, str(status)),
+                self.http_duration.labels(method, route),
+            )
+            self._http_children[(method, route, status)] = children
+        children[0].inc()
+        children[1].observe(duration_s, self.exemplar())
 
     def exposition(self, openmetrics_format: bool = False) -> bytes:
         """The text format for /metrics; in multiprocess mode, the sum over every worker process.

@@ -125,6 +125,39 @@ def iterate_pages(repo: EventRepository, q: EventQuery) -> Iterator[UserActionEv
 
 
 _COLUMNS = "event_id, user_id, action, source, timestamp, received_at, sent_at, metadata"
+_INSERT = f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"
+_ROW_PARAMS = "(?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _insert_statement(rows: int) -> str:
+    values = ", ".join([_ROW_PARAMS] * rows)
+    return f"INSERT INTO events ({_COLUMNS}) VALUES {values} ON CONFLICT (event_id) DO NOTHING"
+
+
+# Rows per multi-row INSERT: powers of two, so a few cached statements cover any batch.
+_CHUNKS = tuple(2**k for k in range(9, -1, -1))  # 512 ... 1
+_INSERTS = {n: _insert_statement(n) for n in _CHUNKS}
+
+
+def _insert_all(conn: sqlite3.Connection, events: Sequence[UserActionEvent]) -> int:
+    """Insert events, skipping known event_ids; returns how many were new.
+
+    Multi-row INSERTs, not executemany: the sqlite3 module releases the GIL around every statement step,
+    and each time the writer thread takes it back it may wait for the event loop's switch interval. A few
+    statements per commit instead of one per event keep that wait off every event.
+    """
+    params = [value for event in events for value in _row(event)]
+    before = conn.total_changes
+    start = 0
+    remaining = len(events)
+    for size in _CHUNKS:
+        while remaining >= size:
+            conn.execute(_INSERTS[size], params[start * 8 : (start + size) * 8])
+            start += size
+            remaining -= size
+    return conn.total_changes - before
+
+
 _BUCKET_PREFIX = {"hour": 13, "day": 10}  # length of '2026-01-02T03' and '2026-01-02'
 
 
@@ -211,39 +244,48 @@ class SqliteEventRepository:
         return conn
 
     def add(self, events: Sequence[UserActionEvent]) -> list[AddResult]:
-        # Rows are built before the write lock is taken: other writers wait only for SQLite's own work.
-        rows = [_row(event) for event in events]
         conn = self._connection()
-        results: list[AddResult] = []
-        conn.execute("BEGIN IMMEDIATE")
+        if not getattr(self._local, "write_cache", False):
+            # The writing connection keeps the hot index pages (one leaf per user, per action, the right edges)
+            # in memory, so inserts into a table of millions of rows do not re-read them from the OS each time.
+            conn.execute(f"PRAGMA cache_size = -{_WRITE_CACHE_KIB}")
+            self._local.write_cache = True
+        self._begin_write(conn)
         try:
-            # Under the write lock nobody else can insert, so ids not stored now are new unless repeated here.
-            stored = self._stored_among(conn, [row[0] for row in rows])
-            fresh: list[tuple[Any, ...]] = []
-            for event, row in zip(events, rows, strict=True):
-                earlier = stored.get(row[0])
-                if earlier is not None:
-                    results.append(classify_existing(event, earlier))
-                    continue
-                stored[row[0]] = event  # a second copy later in this batch meets this one
-                fresh.append(row)
-                results.append(AddResult(AddStatus.ACCEPTED, event))
-            # One statement for the batch: executemany instead of a round trip per event.
-            conn.executemany(f"INSERT INTO events ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", fresh)
+            if _insert_all(conn, events) == len(events):  # the common case: every event is new
+                conn.execute("COMMIT")
+                return [AddResult(AddStatus.ACCEPTED, event) for event in events]
+            # Some event_id is known already: start again, one event at a time, to tell which.
+            conn.execute("ROLLBACK")
+            self._begin_write(conn)
+            results = self._insert_one_by_one(conn, events)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         return results
 
-    @staticmethod
-    def _stored_among(conn: sqlite3.Connection, event_ids: list[str]) -> dict[str, UserActionEvent]:
-        """The stored events among these ids, by id: one indexed lookup per id, one statement."""
-        rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM events WHERE event_id IN (SELECT value FROM json_each(?))",
-            (dump_json(event_ids),),
-        ).fetchall()
-        return {row[0]: _event(row) for row in rows}
+    def _insert_one_by_one(self, conn: sqlite3.Connection, events: Sequence[UserActionEvent]) -> list[AddResult]:
+        """Retries and conflicts: each event on its own, to tell which are new, duplicates or conflicts."""
+        results: list[AddResult] = []
+        for event in events:
+            if conn.execute(_INSERT, _row(event)).rowcount == 1:
+                results.append(AddResult(AddStatus.ACCEPTED, event))
+                continue
+            row = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE event_id = ?", (str(event.event_id),)).fetchone()
+            results.append(classify_existing(event, _event(row)))
+        return results
+
+    def _begin_write(self, conn: sqlite3.Connection) -> None:
+        """Take the write lock. Another process (a second worker) may hold it: wait busy_timeout, a few times over."""
+        for attempt in range(_LOCK_ATTEMPTS):
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if attempt == _LOCK_ATTEMPTS - 1 or not _is_busy(exc):
+                    raise
 
     def get(self, event_id: UUID) -> UserActionEvent | None:
         row = (
@@ -317,6 +359,15 @@ class SqliteEventRepository:
                 conn.close()
             self._connections.clear()
         self._local = threading.local()
+
+
+_LOCK_ATTEMPTS = 4
+_WRITE_CACHE_KIB = 64 * 1024
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(exc)
 
 
 def _bucket_text(prefix: str, fmt: str) -> str:

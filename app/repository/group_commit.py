@@ -8,6 +8,7 @@ result back with call_soon_threadsafe. The queue is bounded; when full, append r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections import deque
@@ -53,7 +54,8 @@ def _resolve(pending: _Pending, result: list[AddResult] | BaseException) -> None
         else:
             pending.future.set_result(result)
 
-    pending.loop.call_soon_threadsafe(deliver)
+    with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for this answer, the writer goes on
+        pending.loop.call_soon_threadsafe(deliver)
 
 
 class GroupCommitWriter:
@@ -90,7 +92,8 @@ class GroupCommitWriter:
         with self._cond:
             if self._closing:
                 raise WriterClosed("shutting down")
-            if self._queued_events + len(events) > self._max_queue:
+            # An empty queue takes any request, so a batch larger than the queue is not refused forever.
+            if self._queued_events and self._queued_events + len(events) > self._max_queue:
                 self._metrics.queue_full()
                 raise WriteQueueFull(f"{self._queued_events} events already wait for commit")
             self._queue.append(pending)

@@ -127,9 +127,7 @@ class _MetadataWalk:
     def _text(self, value: str, what: str) -> None:
         reason = _bad_text(value)
         if reason:
-            raise InvalidEvent(
-                f"{what} holds a NUL or an unpaired surrogate character", reason=reason, field=self.path
-            )
+            raise InvalidEvent(f"{what} holds a NUL or an unpaired surrogate character", reason=reason, field=self.path)
 
 
 # The stored JSON form less its four free parts: the keys, the fixed-width id and times, the separators.

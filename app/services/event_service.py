@@ -66,6 +66,12 @@ class EventDraft:
     sent_at: datetime | None = None
 
 
+def _resend_as_duplicate(result: AddResult) -> AddResult:
+    if result.status is AddStatus.CONFLICT and tuple(result.conflicting_fields) == ("sent_at",):
+        return AddResult(AddStatus.DUPLICATE, result.event)
+    return result
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -129,9 +135,16 @@ class EventService:
             raise EventConflict(event.event_id, result.conflicting_fields)
         return result
 
-    async def record_batch(self, drafts: Sequence[EventDraft]) -> list[AddResult | InvalidEvent]:
+    async def record_batch(
+        self, drafts: Sequence[EventDraft], *, resend_may_change_sent_at: bool = False
+    ) -> list[AddResult | InvalidEvent]:
         """Store the valid events of a batch together; one result per draft, in order: an AddResult,
-        or the InvalidEvent that kept that draft out (counted and logged here)."""
+        or the InvalidEvent that kept that draft out (counted and logged here).
+
+        resend_may_change_sent_at: for SDKs that stamp a fresh sent_at on each retry of the same message
+        (Segment, PostHog), an event differing from the stored one only in sent_at is a DUPLICATE, not
+        a CONFLICT; the first delivery's sent_at stays.
+        """
         received_at = self._clock()
         refused: list[InvalidEvent | None] = []  # None: the draft became an event in `events`
         events: list[UserActionEvent] = []
@@ -147,6 +160,8 @@ class EventService:
         for refusal in refused:
             if refusal is None:
                 result = next(stored)
+                if resend_may_change_sent_at:
+                    result = _resend_as_duplicate(result)
                 self._observe(result)
                 outcomes.append(result)
             else:

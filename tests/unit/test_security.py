@@ -178,6 +178,8 @@ def test_bad_api_keys_setting_stops_start_up(monkeypatch: pytest.MonkeyPatch, va
 
 
 def test_cors_paths_are_the_ingest_routes_and_those_marked_as_ingest(tmp_path: Any) -> None:
+    from app.api.compat import posthog as posthog_compat
+    from app.api.compat import segment as segment_compat
     from app.api.guards import INGEST_MARK, ingest_paths
     from app.main import create_app
 
@@ -191,4 +193,7 @@ def test_cors_paths_are_the_ingest_routes_and_those_marked_as_ingest(tmp_path: A
     async def other() -> dict[str, str]:
         return {}
 
-    assert ingest_paths(app) == {"/v1/events", "/v1/events/batch", "/v1/compat/batch"}
+    # The Segment/PostHog-compatible routes (issue 8) are marked too.
+    sdk_paths = {getattr(r, "path", "") for r in [*segment_compat.router.routes, *posthog_compat.router.routes]}
+    assert {"/v1/batch", "/v1/track", "/batch/", "/e/"} <= sdk_paths
+    assert ingest_paths(app) == {"/v1/events", "/v1/events/batch", "/v1/compat/batch", *sdk_paths}

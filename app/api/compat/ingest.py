@@ -1,0 +1,162 @@
+"""What the SDK routes share: parse the body, map each message, record the batch, say what was rejected."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.api.compat.body import BodyTooLarge, UnreadableBody, read_body
+from app.api.problems import ApiProblem
+from app.api.schemas import JsonBody
+from app.api.strict_json import StrictJsonError, parse_strict_json
+from app.json_codec import dump_json
+from app.models import InvalidEvent
+from app.repository.events_repository import AddStatus
+from app.services.event_service import EventDraft, EventService
+from app.services.sdk_mapping import Acknowledged, UnmappableMessage
+
+ToDraft = Callable[[Any], EventDraft | Acknowledged]
+_DETAIL_REASONS = 5
+
+
+@dataclass(slots=True)
+class IngestReport:
+    total: int = 0
+    accepted: int = 0
+    duplicate: int = 0
+    ignored: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "duplicate": self.duplicate,
+            "ignored": self.ignored,
+            "rejected": self.rejected,
+        }
+
+
+class SdkProblem(ApiProblem):
+    """A problem-details error that also carries the `code` and `message` keys SDKs log (Segment reads them)."""
+
+    def __init__(
+        self, status: int, slug: str, detail: str, headers: Mapping[str, str] | None = None, **extra: Any
+    ) -> None:
+        super().__init__(status, slug, detail, headers, code=slug, message=detail, **extra)
+
+
+async def read_json_body(request: Request, *, limit: int, too_large_status: int, encoding: str | None = None) -> Any:
+    """The body inflated (bounded) and parsed; each failure is a problem with its own status."""
+    raw = await read_bytes(request, limit=limit, too_large_status=too_large_status, encoding=encoding)
+    return parse_json(raw)
+
+
+async def read_bytes(request: Request, *, limit: int, too_large_status: int, encoding: str | None = None) -> bytes:
+    try:
+        return await read_body(request, limit=limit, encoding=encoding)
+    except BodyTooLarge as exc:
+        raise SdkProblem(too_large_status, "payload-too-large", str(exc), limit_bytes=exc.limit) from exc
+    except UnreadableBody as exc:
+        status = 415 if "not supported" in str(exc) else 400
+        raise SdkProblem(status, "unreadable-body", str(exc)) from exc
+
+
+def parse_json(raw: bytes) -> Any:
+    """Strict JSON, as on the JSON API: NaN, duplicate keys, lone surrogates or invalid UTF-8 are a 400."""
+    if not raw.strip():
+        raise SdkProblem(400, "malformed-json", "The request body is empty.")
+    try:
+        return parse_strict_json(raw)
+    except StrictJsonError as exc:
+        raise SdkProblem(400, "malformed-json", f"The request body is not valid JSON: {exc}") from exc
+
+
+def _message_id(message: Any, id_field: str) -> str | None:
+    value = message.get(id_field) if isinstance(message, dict) else None
+    return str(value)[:200] if isinstance(value, str | int) and not isinstance(value, bool) else None
+
+
+async def ingest_messages(
+    service: EventService,
+    messages: Sequence[Any],
+    to_draft: ToDraft,
+    *,
+    id_field: str,
+    max_event_bytes: int,
+    max_events: int,
+    too_many_status: int,
+    sdk: str,
+) -> IngestReport:
+    """Map every message, store the mappable ones in one group commit, report each refusal by index."""
+    if len(messages) > max_events:
+        service.reject("batch_too_large", len(messages), sdk=sdk)
+        raise SdkProblem(
+            too_many_status,
+            "batch-too-large",
+            f"{len(messages)} messages in one request; the most is {max_events} (TELEMETRY_BATCH_MAX_EVENTS)",
+        )
+    report = IngestReport(total=len(messages))
+    drafts: list[EventDraft] = []
+    positions: list[int] = []
+    too_large = 0
+    for index, message in enumerate(messages):
+        size = len(dump_json(message).encode())
+        if size > max_event_bytes:
+            too_large += 1
+            reason = f"the event is {size} bytes; the most is {max_event_bytes}"
+            report.rejected.append({"index": index, "id": _message_id(message, id_field), "reason": reason})
+            continue
+        try:
+            mapped = to_draft(message)
+        except UnmappableMessage as exc:
+            report.rejected.append({"index": index, "id": _message_id(message, id_field), "reason": str(exc)})
+            continue
+        if isinstance(mapped, Acknowledged):
+            report.ignored += 1
+        else:
+            drafts.append(mapped)
+            positions.append(index)
+    invalid = len(report.rejected) - too_large
+    if too_large:
+        service.reject("event_too_large", too_large, sdk=sdk)
+    if invalid:
+        service.reject("invalid", invalid, sdk=sdk)
+    results = await service.record_batch(drafts, resend_may_change_sent_at=True) if drafts else []
+    for index, result in zip(positions, results, strict=True):
+        if isinstance(result, InvalidEvent):  # outside the service's event limits (counted there)
+            report.rejected.append(
+                {"index": index, "id": _message_id(messages[index], id_field), "reason": str(result)}
+            )
+        elif result.status is AddStatus.ACCEPTED:
+            report.accepted += 1
+        elif result.status is AddStatus.DUPLICATE:
+            report.duplicate += 1
+        else:
+            fields = ", ".join(result.conflicting_fields)
+            report.rejected.append(
+                {
+                    "index": index,
+                    "id": _message_id(messages[index], id_field),
+                    "reason": f"event_id {result.event.event_id} is already stored with different {fields}",
+                }
+            )
+    report.rejected.sort(key=lambda r: int(r["index"]))
+    return report
+
+
+def report_response(report: IngestReport, success: dict[str, Any]) -> Response:
+    """200 when nothing was refused; otherwise 400 naming each refused message (the rest is stored)."""
+    if not report.rejected:
+        return JsonBody({**success, **report.counts()})
+    stored = report.accepted + report.duplicate
+    reasons = "; ".join(f"#{r['index']}: {r['reason']}" for r in report.rejected[:_DETAIL_REASONS])
+    more = len(report.rejected) - _DETAIL_REASONS
+    detail = (
+        f"{len(report.rejected)} of {report.total} events rejected ({stored} stored, {report.ignored} acknowledged "
+        f"without recording): {reasons}" + (f"; and {more} more" if more > 0 else "")
+    )
+    raise SdkProblem(400, "events-rejected", detail, **report.counts())

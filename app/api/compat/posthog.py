@@ -1,0 +1,146 @@
+"""PostHog capture API: POST /batch/, /capture/, /e/, /i/v0/e/ as PostHog's SDKs send them.
+
+Bodies: JSON, gzip (Content-Encoding: gzip, or ?compression=gzip-js as posthog-js sends it), deflate, or
+form-encoded `data=<base64 JSON>`. PostHog's lz64 form is refused with 415: no current SDK of ours to test
+against sends it (the Python SDK never did) and gzip replaced it in posthog-js. The decompressed body is
+capped (TELEMETRY_POSTHOG_MAX_BODY_BYTES): past it, 413, without inflating further.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from app.api.compat import POSTHOG_PATHS
+from app.api.compat.body import GZIP_WBITS, BodyTooLarge, BoundedInflater, UnreadableBody
+from app.api.compat.ingest import SdkProblem, ingest_messages, parse_json, read_bytes, report_response
+from app.api.compat.keys import check_ingest_key, header_key
+from app.api.events import ServiceDep, SettingsDep
+from app.api.guards import INGEST_MARK
+from app.api.problems import problem_responses
+from app.services.sdk_mapping import posthog_event_to_draft
+
+# PostHog's server refuses events over 1 MB; its Python SDK stops at 900 KiB.
+MAX_EVENT_BYTES = 1024 * 1024
+
+router = APIRouter(tags=["posthog-compatible"])
+
+_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}, INGEST_MARK: True}
+_RESPONSES = problem_responses(400, 401, 403, 413, 415, 429, 503)
+
+
+def _compression(request: Request, form: dict[str, list[str]] | None = None) -> str:
+    value = request.query_params.get("compression") or (form or {}).get("compression", [""])[0]
+    return value.strip().lower()
+
+
+def _refuse_lz64(compression: str) -> None:
+    if compression == "lz64":
+        raise SdkProblem(415, "unsupported-compression", "lz64 bodies are not supported; send gzip (gzip-js).")
+
+
+async def _events_body(request: Request, limit: int) -> Any:
+    compression = _compression(request)
+    _refuse_lz64(compression)
+    encoding = request.headers.get("content-encoding", "")
+    if compression in ("gzip", "gzip-js") and encoding.strip().lower() in ("", "identity"):
+        encoding = "gzip"
+    raw = await read_bytes(request, limit=limit, too_large_status=413, encoding=encoding)
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        raw = _form_data(request, raw, limit)
+    return parse_json(raw)
+
+
+def _form_data(request: Request, raw: bytes, limit: int) -> bytes:
+    """posthog-js's form body: data=<base64 of the JSON, or of its gzip when compression=gzip-js>."""
+    try:
+        form = parse_qs(raw.decode("latin-1"), max_num_fields=10)
+    except ValueError as exc:
+        raise SdkProblem(400, "unreadable-body", "the form has more fields than data and compression") from exc
+    compression = _compression(request, form)
+    _refuse_lz64(compression)
+    # A '+' not percent-encoded reads as a space in a form; the URL-safe alphabet is accepted too.
+    data = form.get("data", [""])[0].strip().replace(" ", "+").replace("-", "+").replace("_", "/")
+    try:
+        decoded = base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise SdkProblem(400, "unreadable-body", "form field `data` is not base64") from exc
+    if compression not in ("gzip", "gzip-js"):
+        return decoded
+    inflater = BoundedInflater(GZIP_WBITS, limit)
+    try:
+        inflater.feed(decoded)
+        return inflater.finish()
+    except BodyTooLarge as exc:
+        raise SdkProblem(413, "payload-too-large", str(exc), limit_bytes=exc.limit) from exc
+    except UnreadableBody as exc:
+        raise SdkProblem(400, "unreadable-body", str(exc)) from exc
+
+
+def _key(body: Any, events: list[Any], request: Request) -> str | None:
+    candidates: list[Any] = []
+    if isinstance(body, dict):
+        candidates += [body.get("api_key"), body.get("token")]
+    if events and isinstance(events[0], dict):
+        properties = events[0].get("properties")
+        candidates += [events[0].get("api_key"), properties.get("token") if isinstance(properties, dict) else None]
+    candidates += [request.query_params.get("token"), header_key(request)]
+    return next((c for c in candidates if isinstance(c, str) and c), None)
+
+
+def _batch_sent_at(body: Any, request: Request) -> Any:
+    if isinstance(body, dict) and body.get("sent_at"):
+        return body["sent_at"]
+    millis = request.query_params.get("_", "")  # posthog-js: the send time, ms since the epoch
+    if millis.isdigit() and len(millis) <= 15:
+        return datetime.fromtimestamp(int(millis) / 1000, UTC).isoformat()
+    return None
+
+
+async def _capture(request: Request, service: ServiceDep, settings: SettingsDep) -> Response:
+    body = await _events_body(request, settings.posthog_max_body_bytes)
+    if isinstance(body, list):
+        events = body
+    elif isinstance(body, dict) and isinstance(body.get("batch"), list):
+        events = body["batch"]
+    elif isinstance(body, dict) and "event" in body:
+        events = [body]
+    else:
+        raise SdkProblem(400, "invalid-body", 'Send one event, an array of events, or {"batch": [...]}.')
+    check_ingest_key(request, _key(body, events, request))
+    to_draft = partial(
+        posthog_event_to_draft,
+        received_at=service.now(),
+        batch_sent_at=_batch_sent_at(body, request),
+        source_override=settings.posthog_source,
+    )
+    report = await ingest_messages(
+        service,
+        events,
+        to_draft,
+        id_field="uuid",
+        max_event_bytes=MAX_EVENT_BYTES,
+        max_events=settings.batch_max_events,
+        too_many_status=413,
+        sdk="posthog",
+    )
+    return report_response(report, {"status": 1})
+
+
+for _path in POSTHOG_PATHS:
+    router.add_api_route(
+        _path,
+        _capture,
+        methods=["POST"],
+        name=f"posthog_capture_{_path.strip('/').replace('/', '_')}",
+        summary=f"PostHog capture ({_path})",
+        openapi_extra=_BODY,
+        responses=_RESPONSES,
+    )

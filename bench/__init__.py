@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): measurements with targets, kept out of the test suite on purpose."""

@@ -1,0 +1,125 @@
+"""Event-loop CPU per request, in process: the ASGI app driven directly, no network, no wrk.
+
+`python -m bench.asgi_cpu [--requests N] [--target service|reference]` sends N single-event POSTs through
+the app with 32 in flight and prints the CPU time of the event-loop thread per request (and of the whole
+process). On a shared machine this moves far less than wall-clock throughput, so it is the figure to compare
+when changing the request path. Not run by `python -m bench` (its name does not end in _bench).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+BODY = json.dumps(
+    {"user_id": "user-1", "action": "page_view", "source": "web", "metadata": {"path": "/home", "ms": 12}}
+).encode()
+
+
+def _scope() -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/events",
+        "raw_path": b"/v1/events",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"bench"),
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(BODY)),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 2),
+        "state": {},
+    }
+
+
+async def _one(app: Any) -> int:
+    delivered = False
+    status: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": BODY, "more_body": False}
+        await asyncio.sleep(3600)  # no disconnect while the app works
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+
+    await app(_scope(), receive, send)
+    return status[0]
+
+
+async def measure(app: Any, requests: int, with_lifespan: bool) -> dict[str, float]:
+    lifespan = app.router.lifespan_context(app) if with_lifespan else None
+    if lifespan is not None:
+        await lifespan.__aenter__()
+    try:
+        in_flight = asyncio.Semaphore(32)
+
+        async def guarded() -> int:
+            async with in_flight:
+                return await _one(app)
+
+        for _ in range(200):  # warm-up: imports, caches, first statements
+            await guarded()
+        process_cpu, loop_cpu, wall = time.process_time(), time.thread_time(), time.perf_counter()
+        statuses = await asyncio.gather(*[guarded() for _ in range(requests)])
+        process_cpu, loop_cpu = time.process_time() - process_cpu, time.thread_time() - loop_cpu
+        wall = time.perf_counter() - wall
+    finally:
+        if lifespan is not None:
+            await lifespan.__aexit__(None, None, None)
+    if not set(statuses) <= {200, 201}:
+        raise RuntimeError(f"unexpected statuses {set(statuses)}")
+    return {
+        "loop_cpu_us_per_request": loop_cpu / requests * 1e6,
+        "process_cpu_us_per_request": process_cpu / requests * 1e6,
+        "requests_per_s": requests / wall,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(prog="python -m bench.asgi_cpu", description=__doc__)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--target", choices=("service", "reference"), default="service")
+    args = parser.parse_args(argv)
+    if args.target == "reference":
+        from bench.reference_app import app
+
+        result = uvloop.run(measure(app, args.requests, with_lifespan=False))
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="telemetry-asgi-cpu-"))
+        os.environ["TELEMETRY_DATABASE_URL"] = f"sqlite:///{folder / 'events.db'}"
+        real_stdout = sys.stdout
+        with open(os.devnull, "w") as devnull:
+            sys.stdout = devnull  # the service's JSON lines are written, to nowhere
+            try:
+                from app.main import create_app
+
+                result = uvloop.run(measure(create_app(), args.requests, with_lifespan=True))
+            finally:
+                sys.stdout = real_stdout
+    print(f"{args.target}: " + ", ".join(f"{k} {v:,.0f}" for k, v in result.items()))
+    return result
+
+
+if __name__ == "__main__":
+    main()
