@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     hash_key = commands.add_parser("hash-key", help="print the SHA-256 of an API key for TELEMETRY_API_KEYS")
     hash_key.add_argument("key", nargs="?", help="the key; '-' reads it from stdin; none: make a new random key")
     hash_key.set_defaults(handler=_hash_key)
+
+    from app.commands import export, report, simulate
+
+    for command in (simulate, report, export):
+        command.register(commands)
     return parser
 
 

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api import events, operations
+from app.api import events, export, operations
 from app.api.compat import posthog as posthog_compat
 from app.api.compat import segment as segment_compat
 from app.api.docs import install_offline_docs
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     install_problem_handlers(app)
     install_offline_docs(app)
+    app.include_router(export.router)  # before events: /v1/events/export is not an /v1/events/{event_id}
     app.include_router(events.router)
     app.include_router(operations.router)
     app.include_router(segment_compat.router)

@@ -6,7 +6,7 @@ metrics and a logger. It knows nothing of HTTP, SQL or prometheus_client.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -16,6 +16,7 @@ from app.models import DomainError, InvalidEvent, JsonObject, UserActionEvent, t
 from app.repository.events_repository import (
     AddResult,
     AddStatus,
+    EventFilter,
     EventPage,
     EventQuery,
     EventRepository,
@@ -198,6 +199,10 @@ class EventService:
 
     def list_events(self, query: EventQuery) -> EventPage:
         return self._repository.query(query)
+
+    def export_events(self, event_filter: EventFilter) -> Iterator[UserActionEvent]:
+        """Every matching event in (timestamp, event_id) order, a page at a time: no cap, constant memory."""
+        return self._repository.iter_events(EventQuery(event_filter, limit=1000))
 
     def stats(self, query: StatsQuery) -> EventStats:
         return self._repository.stats(query)

@@ -10,19 +10,13 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import nbformat
 import psycopg
 import pytest
 
-# The analysis package, the simulator and the report come with issue 5; until it is merged there is
-# nothing here to test (under CI=true the skip fails the run, as it should on a tree without them).
-pytest.importorskip("analysis.sql.queries", reason="the analysis package (issue 5) is not in this tree")
-
-import nbformat
-
+from tests.e2e.test_export_e2e import AWKWARD_METADATA
 from tests.support.postgres import fresh_schema
 from tests.support.server import ServerProcess
-
-AWKWARD_METADATA = pytest.importorskip("tests.e2e.test_export_e2e").AWKWARD_METADATA
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

@@ -70,10 +70,10 @@ def test_schemathesis_finds_no_failure_with_all_default_checks(start_server: Sta
     )
     report = done.stdout + done.stderr
     assert done.returncode == 0, report[-20_000:]
-    assert "Tested: 8" in report, report[-3000:]
+    assert "Tested: 9" in report, report[-3000:]  # 8 core operations + GET /v1/events/export
     cases = fuzzed_cases(tmp_path / "schemathesis.ndjson")
     with_inputs = [op for op in cases if op.startswith(("POST /v1/", "GET /v1/"))]
-    assert len(with_inputs) == 5, cases
+    assert len(with_inputs) == 6, cases
     assert all(cases[op] >= MAX_EXAMPLES for op in with_inputs), cases  # routes without inputs have 1 case to try
     # Not one 5xx over the whole run, whatever was sent.
     assert not [line for line in server.json_lines() if line.get("event") == "http_request" and line["status"] >= 500]

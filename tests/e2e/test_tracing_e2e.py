@@ -47,7 +47,7 @@ def _exemplars(server: ServerProcess) -> list[dict[str, str]]:
     text = server.client.get("/metrics", headers=OPENMETRICS).text
     found = []
     for line in text.splitlines():
-        if line.startswith('http_request_duration_seconds_bucket{') and 'route="/v1/events"' in line and " # {" in line:
+        if line.startswith("http_request_duration_seconds_bucket{") and 'route="/v1/events"' in line and " # {" in line:
             found.append(dict(re.findall(r'(\w+)="([^"]*)"', line.split(" # ", 1)[1])))
     return found
 

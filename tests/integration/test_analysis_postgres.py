@@ -11,22 +11,17 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import pandas as pd
 import psycopg
 import pytest
-
-# The analysis package, the simulator and the report come with issue 5; until it is merged there is
-# nothing here to test (under CI=true the skip fails the run, as it should on a tree without them).
-pytest.importorskip("analysis.sql.queries", reason="the analysis package (issue 5) is not in this tree")
-
-import pandas as pd
 
 import analysis
 from analysis import Database, funnel, metadata, quality, retention, temporal, usage
 from app.cli import main as cli_main
+from tests.integration import analysis_support as support
+from tests.integration import test_analysis_recovery as recovery
 from tests.support.postgres import fresh_schema
 
-recovery = pytest.importorskip("tests.integration.test_analysis_recovery")
-support = pytest.importorskip("tests.integration.analysis_support")
 P = support.RECOVERY_PARAMS
 
 

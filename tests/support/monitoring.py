@@ -40,7 +40,7 @@ def metric_names(expr: str) -> set[str]:
     names = set()
     for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
         word = match.group(0)
-        if text[match.end():].lstrip().startswith("(") or word.lower() in _PROMQL_WORDS:
+        if text[match.end() :].lstrip().startswith("(") or word.lower() in _PROMQL_WORDS:
             continue
         names.add(word)
     return names

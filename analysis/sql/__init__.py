@@ -1,0 +1,1 @@
+"""SQL texts, one module per backend, each exposing a `Queries` instance named QUERIES."""

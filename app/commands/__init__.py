@@ -1,0 +1,1 @@
+"""Subcommands beyond `serve`: simulate, report, export. Each module registers its own parser."""

@@ -1,0 +1,42 @@
+"""Simulated databases for the analysis tests: written through the real CLI and repository into a temp file."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from app.cli import main as cli_main
+from app.simulation import SimulationParams
+
+# Small enough to keep the suite fast, large enough for the tolerances the tests state.
+RECOVERY_PARAMS = SimulationParams(events=40_000, users=1_000, days=28, seed=11)
+
+
+def simulate_into(path: Path, params: SimulationParams) -> str:
+    """Run `python -m app simulate` in-process for params; returns the database URL."""
+    url = f"sqlite:///{path}"
+    code = cli_main(
+        [
+            "simulate",
+            "--events",
+            str(params.events),
+            "--users",
+            str(params.users),
+            "--days",
+            str(params.days),
+            "--seed",
+            str(params.seed),
+            "--start",
+            params.start.strftime("%Y-%m-%d"),
+            "--database-url",
+            url,
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    return url
+
+
+def default_params(**changes: object) -> SimulationParams:
+    """The CLI exposes events/users/days/seed/start; every other pattern keeps its documented default."""
+    return replace(RECOVERY_PARAMS, **changes)  # type: ignore[arg-type]
