@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,7 @@ def test_a_conflict_is_detected_across_replicas(start_server: StartServer) -> No
     assert body["conflicting_fields"] == ["source"]
 
 
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")  # a client's failed assert
 def test_database_outage_gives_503_then_recovers_losing_no_acknowledged_event(
     start_server: StartServer, database_url: str
 ) -> None:
@@ -182,8 +184,9 @@ def test_database_outage_gives_503_then_recovers_losing_no_acknowledged_event(
     def client() -> None:
         with httpx.Client(base_url=service.base_url, timeout=30) as http:
             while not stop.is_set():
-                event = {**EVENT, "event_id": str(uuid.uuid4())}
-                # A well-behaved client: on 503 it waits and sends the same event (same event_id) again.
+                # A well-behaved client: its events carry their own time, and on 503 it waits and sends the
+                # same event again. (A 503 can follow a COMMIT that went through: the retry then reads 200.)
+                event = {**EVENT, "event_id": str(uuid.uuid4()), "timestamp": datetime.now(UTC).isoformat()}
                 while not stop.is_set():
                     response = http.post("/v1/events", json=event)
                     if response.status_code in (200, 201):
