@@ -12,26 +12,13 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Literal
 
-from app.json_codec import dump_json
-from app.models import UserActionEvent, to_utc_text
+from app.json_codec import dump_json, event_document
+from app.models import UserActionEvent
 
 ExportFormat = Literal["ndjson", "csv"]
 MEDIA_TYPES: dict[str, str] = {"ndjson": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
 CSV_COLUMNS = ("event_id", "user_id", "action", "source", "timestamp", "received_at", "sent_at", "metadata")
 CHUNK_EVENTS = 500  # events per chunk: few thread hops and writes, little memory
-
-
-def _record(event: UserActionEvent) -> dict[str, object]:
-    return {
-        "event_id": str(event.event_id),
-        "user_id": event.user_id,
-        "action": event.action,
-        "source": event.source,
-        "timestamp": to_utc_text(event.timestamp),
-        "received_at": to_utc_text(event.received_at),
-        "sent_at": to_utc_text(event.sent_at) if event.sent_at else None,
-        "metadata": event.metadata,
-    }
 
 
 def _chunks(events: Iterable[UserActionEvent]) -> Iterator[list[UserActionEvent]]:
@@ -43,7 +30,7 @@ def _chunks(events: Iterable[UserActionEvent]) -> Iterator[list[UserActionEvent]
 def ndjson_chunks(events: Iterable[UserActionEvent]) -> Iterator[bytes]:
     """One JSON object a line, in the order given."""
     for chunk in _chunks(events):
-        yield "".join(dump_json(_record(e)) + "\n" for e in chunk).encode()
+        yield "".join(dump_json(event_document(e)) + "\n" for e in chunk).encode()
 
 
 def csv_chunks(events: Iterable[UserActionEvent]) -> Iterator[bytes]:
@@ -56,7 +43,7 @@ def csv_chunks(events: Iterable[UserActionEvent]) -> Iterator[bytes]:
         buffer.seek(0)
         buffer.truncate()
         for event in chunk:
-            record = _record(event)
+            record = event_document(event)
             record["metadata"] = dump_json(event.metadata)
             writer.writerow(["" if record[c] is None else record[c] for c in CSV_COLUMNS])
         yield buffer.getvalue().encode()

@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from app.models import UserActionEvent, to_utc_text
+
 
 def _default(value: Any) -> Any:
     if isinstance(value, Mapping):  # the event's read-only metadata view
@@ -46,3 +48,17 @@ def load_json(text: str | bytes) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return json.loads(text)
+
+
+def event_document(event: UserActionEvent) -> dict[str, Any]:
+    """The event's JSON shape: what the API answers, what export writes, what the load generator sends."""
+    return {
+        "event_id": str(event.event_id),
+        "user_id": event.user_id,
+        "action": event.action,
+        "source": event.source,
+        "timestamp": to_utc_text(event.timestamp),
+        "received_at": to_utc_text(event.received_at),
+        "sent_at": to_utc_text(event.sent_at) if event.sent_at else None,
+        "metadata": event.metadata,
+    }

@@ -12,8 +12,8 @@ from uuid import UUID
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
 from starlette.responses import Response
 
-from app.json_codec import dump_json
-from app.models import UserActionEvent, from_utc_text, to_utc_text
+from app.json_codec import dump_json, event_document
+from app.models import from_utc_text, to_utc_text
 from app.repository.events_repository import Cursor
 from app.services.event_service import EventDraft
 
@@ -152,17 +152,7 @@ class JsonBody(Response):
         return dump_json(content).encode()
 
 
-def event_json(event: UserActionEvent) -> dict[str, Any]:
-    return {
-        "event_id": str(event.event_id),
-        "user_id": event.user_id,
-        "action": event.action,
-        "source": event.source,
-        "timestamp": to_utc_text(event.timestamp),
-        "received_at": to_utc_text(event.received_at),
-        "sent_at": to_utc_text(event.sent_at) if event.sent_at else None,
-        "metadata": event.metadata,
-    }
+event_json = event_document
 
 
 class InvalidCursor(ValueError):

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.commands.progress import progress_bar
-from app.json_codec import dump_json
-from app.models import UserActionEvent, to_utc_text
+from app.json_codec import dump_json, event_document
+from app.models import UserActionEvent
 from app.simulation import SimulationParams, in_batches, simulate
 
 DEFAULTS = SimulationParams()
@@ -172,15 +172,9 @@ def write_in_parallel(fields: dict[str, Any], workers: int, database_url: str, b
 
 def event_body(event: UserActionEvent) -> dict[str, Any]:
     """The event as a client sends it: the server stamps received_at itself."""
-    return {
-        "event_id": str(event.event_id),
-        "user_id": event.user_id,
-        "action": event.action,
-        "source": event.source,
-        "timestamp": to_utc_text(event.timestamp),
-        "sent_at": to_utc_text(event.sent_at) if event.sent_at else None,
-        "metadata": event.metadata,
-    }
+    document = event_document(event)
+    del document["received_at"]
+    return document
 
 
 def _post_batch(client: Any, chunk: Sequence[UserActionEvent]) -> Counter[str]:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
-from typing import Any
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.api.security import hash_key
+from tests.support.problems import assert_problem
 from tests.support.server import ROOT, ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -31,14 +30,6 @@ ORIGIN = "https://app.example.org"
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    return body
 
 
 def rejected(server: ServerProcess, reason: str, key: str = ADMIN_KEY) -> float:

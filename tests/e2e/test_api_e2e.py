@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.problems import assert_problem
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -32,17 +33,6 @@ def metric_value(server: ServerProcess, name: str, **labels: str) -> float:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 total += sample.value
     return total
-
-
-def assert_problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["title"]
-    assert body["detail"]
-    assert body["type"]
-    return body
 
 
 def test_post_event_stores_it_and_returns_201_with_server_fields(server: ServerProcess) -> None:

@@ -9,10 +9,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.problems import assert_problem
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -116,17 +116,6 @@ def hostile_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerP
     server = ServerProcess(f"sqlite:///{db}", env={"TELEMETRY_REQUEST_BODY_TIMEOUT_S": "1"}).wait_ready()
     yield server
     server.terminate()
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text[:300]
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["title"]
-    assert body["detail"]
-    assert body["type"]
-    return body
 
 
 def rejected(server: ServerProcess, reason: str) -> float:

@@ -24,6 +24,7 @@ from segment.analytics.request import post as segment_post
 
 from app.api.security import hash_key
 from app.services.sdk_mapping import POSTHOG_NAMESPACE, SEGMENT_NAMESPACE
+from tests.support.problems import assert_problem
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -314,15 +315,6 @@ def test_segment_single_call_routes_store_and_acknowledge(server: ServerProcess)
         ("user-7", "Played", "segment"),
         ("user-7", "screen_viewed", "segment"),
     ]
-
-
-def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["detail"]
-    return body
 
 
 def test_segment_rejected_message_is_a_400_naming_it_while_valid_ones_are_stored(server: ServerProcess) -> None:
