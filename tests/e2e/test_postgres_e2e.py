@@ -22,9 +22,10 @@ import pytest
 
 from tests.e2e import test_api_e2e as api
 from tests.e2e import test_api_roundtrip_properties as roundtrip
-from tests.e2e.test_api_e2e import EVENT, assert_problem, metric_value
+from tests.e2e.test_api_e2e import EVENT, metric_value
 from tests.support.ingest_load import IngestLoad
 from tests.support.postgres import fresh_schema, url_with_schema
+from tests.support.problems import assert_problem
 from tests.support.server import ServerProcess
 from tests.support.tcp_proxy import TcpProxy
 
