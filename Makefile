@@ -38,3 +38,9 @@ bench: $(VENV)/.bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# PostgreSQL ingestion benchmark (issue 7): service vs raw psycopg on the same rows; docs/benchmarks.md.
+.PHONY: bench-postgres
+bench: bench-postgres
+bench-postgres: $(VENV)/.dev
+	$(PY) -m bench.postgres_bench $(BENCH_POSTGRES_ARGS)

@@ -92,9 +92,11 @@ def _open_sqlite(url: str) -> Database:
 
 
 def connect(database_url: str) -> Database:
-    """Open the event store read-only. Supported: sqlite:///PATH. PostgreSQL plugs in here with its Queries."""
+    """Open the event store read-only: sqlite:///PATH or postgresql://... (the URLs the service takes)."""
     if database_url.startswith("sqlite:///"):
         return _open_sqlite(database_url)
     if database_url.startswith(("postgresql://", "postgres://")):
-        raise UnsupportedDatabaseUrl("PostgreSQL is not wired into the analysis package yet: export to SQLite")
-    raise UnsupportedDatabaseUrl(f"unsupported database URL {database_url!r}: use sqlite:///PATH")
+        from analysis.sql.postgres import open_postgres  # only a PostgreSQL user loads the driver
+
+        return open_postgres(database_url)
+    raise UnsupportedDatabaseUrl(f"unsupported database URL {database_url!r}: use sqlite:///PATH or postgresql://...")

@@ -148,3 +148,7 @@ class Settings(BaseSettings):
         validation_alias="OTEL_TRACES_EXPORTER",
         description="Where spans go when tracing is on: OTLP over HTTP (OTEL_EXPORTER_OTLP_ENDPOINT), stderr, nowhere.",
     )
+    postgres_pool_max_size: int = Field(default=8, ge=1, description="PostgreSQL connections per process, at most.")
+    postgres_acquire_timeout_s: float = Field(
+        default=2.0, gt=0, description="Wait for a PostgreSQL connection this long, then answer 503."
+    )

@@ -39,6 +39,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.database_url,
             synchronous=settings.sqlite_synchronous,
             busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+            postgres_pool_max_size=settings.postgres_pool_max_size,
+            postgres_acquire_timeout_s=settings.postgres_acquire_timeout_s,
         )
         writer = GroupCommitWriter(
             repository, metrics, max_queue=settings.write_queue_max, max_batch=settings.commit_batch_max

@@ -7,10 +7,20 @@ from app.repository.events_repository import EventRepository, SqliteEventReposit
 
 
 def open_repository(
-    database_url: str, *, synchronous: SynchronousMode = "FULL", busy_timeout_ms: int = 5000
+    database_url: str,
+    *,
+    synchronous: SynchronousMode = "FULL",
+    busy_timeout_ms: int = 5000,
+    postgres_pool_max_size: int = 8,
+    postgres_acquire_timeout_s: float = 2.0,
 ) -> EventRepository:
     """The repository for a database URL: sqlite:///PATH or postgresql://..."""
     target = parse_database_url(database_url)
     if target.sqlite_path is not None:
         return SqliteEventRepository(target.sqlite_path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
-    raise NotImplementedError("the PostgreSQL backend is not available in this build")
+    # Imported here: a SQLite deployment never loads the PostgreSQL driver.
+    from app.repository.postgres_repository import PostgresEventRepository
+
+    return PostgresEventRepository(
+        target.url, pool_max_size=postgres_pool_max_size, acquire_timeout_s=postgres_acquire_timeout_s
+    )

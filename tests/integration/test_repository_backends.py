@@ -1,4 +1,6 @@
-"""The repository contract run against each backend, plus what only SQLite promises."""
+"""The repository contract run against each backend (fake, SQLite, PostgreSQL), plus what only SQLite promises.
+
+What only PostgreSQL promises (schema, migrations, outages) is in test_postgres_schema.py."""
 
 from __future__ import annotations
 
@@ -11,21 +13,47 @@ import pytest
 from app.database.connection import SCHEMA_VERSION
 from app.repository.events_repository import EventFilter, EventQuery, SqliteEventRepository
 from app.repository.memory import InMemoryEventRepository
-from tests.integration.repository_contract import RepositoryContract, make_event
+from app.repository.postgres_repository import PostgresEventRepository
+from tests.integration.repository_contract import RepositoryContract, RepositoryFactory, make_event
+from tests.support.postgres import fresh_schema
 
 
 class TestInMemoryRepository(RepositoryContract):
     @pytest.fixture
-    def repository(self) -> Iterator[InMemoryEventRepository]:
-        return InMemoryEventRepository()
+    def make_repository(self) -> RepositoryFactory:
+        shared = InMemoryEventRepository()  # no store outside the process: "another replica" is itself
+        return lambda: shared
 
 
 class TestSqliteRepository(RepositoryContract):
     @pytest.fixture
-    def repository(self, tmp_path: Path) -> Iterator[SqliteEventRepository]:
-        repo = SqliteEventRepository(tmp_path / "events.db")
-        yield repo
-        repo.close()
+    def make_repository(self, tmp_path: Path) -> Iterator[RepositoryFactory]:
+        opened: list[SqliteEventRepository] = []
+
+        def make() -> SqliteEventRepository:
+            opened.append(SqliteEventRepository(tmp_path / "events.db"))
+            return opened[-1]
+
+        yield make
+        for repo in opened:
+            repo.close()
+
+
+class TestPostgresRepository(RepositoryContract):
+    """A fresh schema per test on the real server (tests/support/postgres.py), dropped afterwards."""
+
+    @pytest.fixture
+    def make_repository(self) -> Iterator[RepositoryFactory]:
+        opened: list[PostgresEventRepository] = []
+        with fresh_schema("contract") as url:
+
+            def make() -> PostgresEventRepository:
+                opened.append(PostgresEventRepository(url, pool_max_size=4))
+                return opened[-1]
+
+            yield make
+            for repo in opened:
+                repo.close()
 
 
 @pytest.fixture

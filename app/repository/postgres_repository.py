@@ -1,0 +1,305 @@
+"""EventRepository on PostgreSQL: one database shared by many service replicas.
+
+The unique key on event_id is what makes idempotency hold across replicas: whichever replica inserts
+first wins, and every other one sees the stored row and classifies its own copy as DUPLICATE or CONFLICT.
+Thread-safe: calls borrow a connection from a pool, so one instance serves the writer and the readers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from app.database.postgres import migrate, open_pool
+from app.json_codec import dump_json, load_json
+from app.models import UserActionEvent
+from app.repository.events_repository import (
+    AddResult,
+    AddStatus,
+    Cursor,
+    EventFilter,
+    EventPage,
+    EventQuery,
+    EventStats,
+    StatsQuery,
+    classify_existing,
+)
+from app.repository.group_commit import StorageUnavailable
+
+Connection = psycopg.Connection[tuple[Any, ...]]
+T = TypeVar("T")
+
+
+class DatabaseUnavailable(StorageUnavailable):
+    """PostgreSQL cannot be reached (down, restarting, network cut): nothing of the call was stored.
+
+    A StorageUnavailable, so reads as well as writes answer 503 with Retry-After while it lasts.
+    """
+
+
+_COLUMNS = 'event_id, user_id, action, source, "timestamp", received_at, sent_at, metadata_text'
+
+# One statement text for every batch size (arrays, not a VALUES list), so the server plans it once.
+# Rows go in event_id order: concurrent batches that overlap then lock keys in one order, never deadlock.
+_INSERT = (
+    'INSERT INTO events (event_id, user_id, action, source, "timestamp", received_at, sent_at,'
+    " metadata, metadata_text)"
+    " SELECT e, u, a, s, t, r, st, COALESCE(mj, m)::jsonb, m"
+    " FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::text[],"
+    " %b::timestamptz[], %b::timestamptz[], %b::timestamptz[], %b::text[], %b::text[])"
+    " AS x(e, u, a, s, t, r, st, m, mj)"
+    " ORDER BY e"
+    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+)
+
+# A failed connection makes the next calls for this long fail at once instead of each waiting for
+# the pool: the writer then answers every queued request with 503 quickly rather than one by one.
+_FAIL_FAST_S = 1.0
+
+
+def _jsonb_text(text: str, metadata: Any) -> str | None:
+    """The text for the jsonb copy when it must differ from the record: jsonb refuses \\u0000."""
+    if "\\u0000" not in text:
+        return None
+    return dump_json(_without_nul(metadata))
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, Mapping):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+def _event(row: Sequence[Any]) -> UserActionEvent:
+    return UserActionEvent(
+        event_id=row[0],
+        user_id=row[1],
+        action=row[2],
+        source=row[3],
+        timestamp=row[4],
+        received_at=row[5],
+        sent_at=row[6],
+        metadata=load_json(row[7]),
+    )
+
+
+def _where(f: EventFilter, after: Cursor | None = None) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column in ("user_id", "action", "source"):
+        value = getattr(f, column)
+        if value is None:
+            continue
+        if "\x00" in value:
+            clauses.append("FALSE")  # text columns cannot hold NUL, so nothing matches (and no DataError)
+        else:
+            clauses.append(f"{column} = %s")
+            params.append(value)
+    if f.since is not None:
+        clauses.append('"timestamp" >= %s')
+        params.append(f.since)
+    if f.until is not None:
+        clauses.append('"timestamp" < %s')
+        params.append(f.until)
+    if after is not None:
+        clauses.append('("timestamp", event_id) > (%s, %s)')
+        params.extend([after.timestamp, after.event_id])
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+class PostgresEventRepository:
+    """EventRepository on PostgreSQL through a connection pool; the schema is migrated on open."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_max_size: int = 8,
+        acquire_timeout_s: float = 2.0,
+        connect_timeout_s: float = 3.0,
+        startup_timeout_s: float = 30.0,
+    ) -> None:
+        self._down_until = 0.0
+        self._down_lock = threading.Lock()
+        _migrate_when_reachable(url, connect_timeout_s, startup_timeout_s)
+        self._pool = open_pool(
+            url,
+            min_size=1,
+            max_size=pool_max_size,
+            acquire_timeout_s=acquire_timeout_s,
+            connect_timeout_s=connect_timeout_s,
+        )
+
+    @property
+    def pool(self) -> ConnectionPool[Connection]:
+        return self._pool
+
+    # -- connection handling -------------------------------------------------------------------
+
+    def _fail_fast(self) -> None:
+        if time.monotonic() < self._down_until:
+            raise DatabaseUnavailable("PostgreSQL unreachable (failed within the last second)")
+
+    def _mark_down(self, exc: BaseException) -> DatabaseUnavailable:
+        with self._down_lock:
+            self._down_until = time.monotonic() + _FAIL_FAST_S
+        return DatabaseUnavailable(f"PostgreSQL unreachable: {type(exc).__name__}: {exc}".strip())
+
+    def _run(self, work: Callable[[Connection], T]) -> T:
+        """work(conn) in one transaction on a pooled connection; a lost connection -> DatabaseUnavailable."""
+        self._fail_fast()
+        try:
+            with self._pool.connection() as conn, conn.transaction():
+                return work(conn)
+        except psycopg.OperationalError as exc:  # includes PoolTimeout and server shutdown
+            raise self._mark_down(exc) from exc
+
+    # -- the port ------------------------------------------------------------------------------
+
+    def add(self, events: Sequence[UserActionEvent]) -> list[AddResult]:
+        if not events:
+            return []
+        first_index: dict[UUID, int] = {}
+        for i, event in enumerate(events):
+            first_index.setdefault(event.event_id, i)
+        firsts = [events[i] for i in first_index.values()]
+        texts = [dump_json(e.metadata) for e in firsts]
+        params = (
+            [e.event_id for e in firsts],
+            [e.user_id for e in firsts],
+            [e.action for e in firsts],
+            [e.source for e in firsts],
+            [e.timestamp for e in firsts],
+            [e.received_at for e in firsts],
+            [e.sent_at for e in firsts],
+            texts,
+            [_jsonb_text(t, e.metadata) for t, e in zip(texts, firsts, strict=True)],
+        )
+
+        def work(conn: Connection) -> tuple[set[UUID], dict[UUID, UserActionEvent]]:
+            inserted = {row[0] for row in conn.execute(_INSERT, params).fetchall()}
+            missing = [eid for eid in first_index if eid not in inserted]
+            stored: dict[UUID, UserActionEvent] = {}
+            if missing:
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS} FROM events WHERE event_id = ANY(%s::uuid[])", (missing,)
+                ).fetchall()
+                stored = {row[0]: _event(row) for row in rows}
+            return inserted, stored
+
+        inserted, stored = self._run(work)
+        results: list[AddResult] = []
+        for i, event in enumerate(events):
+            first = first_index[event.event_id]
+            if first == i and event.event_id in inserted:
+                results.append(AddResult(AddStatus.ACCEPTED, event))
+            else:
+                # Stored by another transaction, or earlier in this very batch.
+                results.append(classify_existing(event, stored.get(event.event_id, events[first])))
+        return results
+
+    def get(self, event_id: UUID) -> UserActionEvent | None:
+        def work(conn: Connection) -> UserActionEvent | None:
+            row = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE event_id = %s", (event_id,)).fetchone()
+            return _event(row) if row else None
+
+        result: UserActionEvent | None = self._run(work)
+        return result
+
+    def query(self, q: EventQuery) -> EventPage:
+        where, params = _where(q.filter, q.after)
+        sql = f'SELECT {_COLUMNS} FROM events{where} ORDER BY "timestamp", event_id LIMIT %s'
+        limit = q.limit + 1  # one more than asked tells whether another page follows
+        rows: list[tuple[Any, ...]] = self._run(lambda conn: conn.execute(sql, [*params, limit]).fetchall())
+        items = [_event(r) for r in rows[: q.limit]]
+        more = len(rows) > q.limit
+        next_cursor = Cursor(items[-1].timestamp, items[-1].event_id) if more and items else None
+        return EventPage(items, next_cursor)
+
+    def iter_events(self, q: EventQuery) -> Iterator[UserActionEvent]:
+        """A server-side cursor over one snapshot: constant memory however many events match."""
+        where, params = _where(q.filter, q.after)
+        sql = f'SELECT {_COLUMNS} FROM events{where} ORDER BY "timestamp", event_id'
+        self._fail_fast()
+        try:
+            with (
+                self._pool.connection() as conn,
+                conn.transaction(),
+                conn.cursor(name=f"export_{uuid.uuid4().hex}") as cursor,
+            ):
+                cursor.itersize = 1000
+                cursor.execute(sql, params)
+                for row in cursor:
+                    yield _event(row)
+        except psycopg.OperationalError as exc:
+            raise self._mark_down(exc) from exc
+
+    def stats(self, q: StatsQuery) -> EventStats:
+        """The three breakdowns in one scan (GROUPING SETS), hence from one snapshot."""
+        where, params = _where(q.filter)
+        sql = (
+            "SELECT GROUPING(action), GROUPING(source), action, source,"
+            " date_trunc(%s, \"timestamp\", 'UTC') AS bucket, count(*)"
+            f" FROM events{where}"
+            " GROUP BY GROUPING SETS ((action), (source), (bucket))"
+        )
+        params = [q.bucket, *params]
+        rows: list[tuple[Any, ...]] = self._run(lambda conn: conn.execute(sql, params).fetchall())
+        by_action: dict[str, int] = {}
+        by_source: dict[str, int] = {}
+        by_bucket: list[tuple[datetime, int]] = []
+        for action_grouped, source_grouped, action, source, bucket, count in rows:
+            if not action_grouped:
+                by_action[action] = count
+            elif not source_grouped:
+                by_source[source] = count
+            else:
+                by_bucket.append((bucket.astimezone(UTC), count))
+        by_bucket.sort()
+        return EventStats(sum(by_action.values()), by_action, by_source, by_bucket)
+
+    def check_writable(self) -> None:
+        """Raise unless the database answers and takes inserts into events (not a read-only standby)."""
+
+        def work(conn: Connection) -> tuple[bool, bool]:
+            row = conn.execute(
+                "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on',"
+                " has_table_privilege('events', 'INSERT')"
+            ).fetchone()
+            assert row is not None
+            return bool(row[0]), bool(row[1])
+
+        read_only, may_insert = self._run(work)
+        if read_only:
+            raise DatabaseUnavailable("PostgreSQL is read-only (a standby or default_transaction_read_only)")
+        if not may_insert:
+            raise DatabaseUnavailable("this database user may not INSERT into events")
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _migrate_when_reachable(url: str, connect_timeout_s: float, startup_timeout_s: float) -> None:
+    """Migrate at start-up, waiting up to startup_timeout_s for a database that is still starting."""
+    deadline = time.monotonic() + startup_timeout_s
+    while True:
+        try:
+            with psycopg.connect(url, connect_timeout=max(1, round(connect_timeout_s))) as conn:
+                migrate(conn)
+            return
+        except psycopg.OperationalError as exc:
+            if time.monotonic() >= deadline:
+                raise DatabaseUnavailable(f"PostgreSQL unreachable at start-up: {exc}".strip()) from exc
+            time.sleep(0.5)
