@@ -128,6 +128,11 @@ class GroupCommitWriter:
         started = time.perf_counter()
         try:
             results = self._repository.add(events)
+        except StorageUnavailable as exc:
+            # The store itself is down: retrying each request alone would only wait N times for the same answer.
+            for pending in taken:
+                _resolve(pending, exc)
+            return
         except Exception as exc:
             if len(taken) > 1:
                 # One request's failure must not fail the others that shared its transaction.

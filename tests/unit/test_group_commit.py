@@ -112,3 +112,34 @@ def test_close_commits_everything_queued() -> None:
         assert sum(repo.transactions) == 10
 
     asyncio.run(scenario())
+
+
+class UnreachableRepository(InMemoryEventRepository):
+    """The store answers every add with StorageUnavailable, as a backend does while its database is down."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+        self.calls = 0
+
+    def add(self, events: Sequence[UserActionEvent]) -> list[AddResult]:
+        self.gate.wait(10)
+        self.calls += 1
+        raise StorageUnavailable("database unreachable")
+
+
+def test_an_unreachable_store_fails_the_whole_group_in_one_attempt() -> None:
+    async def scenario() -> None:
+        repo = UnreachableRepository()
+        writer = GroupCommitWriter(repo, RecordingMetrics())
+        first = asyncio.create_task(writer.append([event()]))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.create_task(writer.append([event()])) for _ in range(5)]
+        await asyncio.sleep(0.05)
+        repo.gate.set()
+        outcomes = await asyncio.gather(first, *rest, return_exceptions=True)
+        assert all(isinstance(o, StorageUnavailable) for o in outcomes)
+        assert repo.calls == 2  # the first request alone, then the five queued behind it together
+        writer.close()
+
+    asyncio.run(scenario())
