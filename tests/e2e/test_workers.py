@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -28,12 +30,15 @@ def total(text: str, name: str, **labels: str) -> float:
     )
 
 
-def requests_answered_by_each_worker(metrics_dir: Path, scratch: Path) -> dict[str, float]:
-    """Read each worker's own counter file on its own: how many ingest requests that process answered."""
+def requests_answered_by_each_worker(
+    metrics_dir: Path, scratch: Path, routes: tuple[str, ...] = INGEST_ROUTES
+) -> dict[str, float]:
+    """Read each worker's own counter file on its own: how many requests to `routes` that process answered."""
     answered = {}
     for counter_file in metrics_dir.glob("counter_*.db"):
         alone = scratch / counter_file.stem
-        alone.mkdir()
+        shutil.rmtree(alone, ignore_errors=True)
+        alone.mkdir(parents=True)
         shutil.copy(counter_file, alone)
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=str(alone))  # type: ignore[no-untyped-call]
@@ -41,7 +46,7 @@ def requests_answered_by_each_worker(metrics_dir: Path, scratch: Path) -> dict[s
             sample.value
             for family in registry.collect()
             for sample in family.samples
-            if sample.name == "http_requests_total" and sample.labels["route"] in INGEST_ROUTES
+            if sample.name == "http_requests_total" and sample.labels["route"] in routes
         )
     return answered
 
@@ -54,6 +59,14 @@ def test_two_workers_store_every_event_and_metrics_sum_over_both(start_server: S
         env={"TELEMETRY_METRICS_MULTIPROC_DIR": str(metrics_dir)},
         extra_args=["--workers", "2"],
     )
+    # readyz answers as soon as one worker is up: wait, on fresh connections, until both have answered.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        httpx.get(f"{server.base_url}/healthz", headers={"Connection": "close"})
+        answered = requests_answered_by_each_worker(metrics_dir, tmp_path / "warm", routes=("/healthz",))
+        if len(answered) == 2 and all(n > 0 for n in answered.values()):
+            break
+        time.sleep(0.05)
     with IngestLoad(server.base_url, clients=8) as load:
         load.wait_acknowledged(4000)
     result = load.stop()
