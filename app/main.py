@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from app.api import events, export, operations
 from app.api.compat import posthog as posthog_compat
@@ -16,11 +17,14 @@ from app.api.middleware import RequestContextMiddleware
 from app.api.problems import install_problem_handlers
 from app.config import Settings
 from app.logging_config import configure_logging, get_logger
+from app.observability.gc_tuning import freeze_startup_heap
 from app.observability.metrics import PrometheusMetrics
 from app.observability.tracing import install_tracing
 from app.repository import open_repository
 from app.repository.group_commit import GroupCommitWriter
 from app.services.event_service import EventService
+
+_NO_FRAMEWORK_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -48,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.writer = writer
         app.state.service = EventService(writer, repository, metrics, log, limits=event_limits(settings))
         log.info("service_started", database=settings.database_url.split("://", 1)[0])
+        freeze_startup_heap()
         try:
             yield
         finally:
@@ -60,6 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Every user action recorded as an immutable event: observable and analysable.",
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry checks the global providers on every request; ours is off unless enabled.
+        telemetry=None if settings.tracing_enabled else _NO_FRAMEWORK_TELEMETRY,
     )
     app.state.settings = settings
     app.state.metrics = metrics

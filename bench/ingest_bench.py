@@ -73,14 +73,14 @@ def free_port() -> int:
 class Served:
     """A server process on a free port; its stdout goes nowhere (writing it is still the server's work)."""
 
-    def __init__(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(self, name: str, args: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> None:
         self.name = name
         self.port = free_port()
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMETRY_")}
         full_env.update(env or {})
         self.proc = subprocess.Popen(
             [sys.executable, *args, "--port", str(self.port)],
-            cwd=ROOT,
+            cwd=cwd,
             env=full_env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -114,8 +114,15 @@ class Served:
         return self._status("VmHWM")
 
     def cpu_s(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime, all threads
+        """utime + stime of every thread of the server and of its live child processes (writer, workers)."""
+        total = 0
+        for pid in [self.proc.pid, *_descendants(self.proc.pid)]:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / CLK_TCK
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -125,6 +132,21 @@ class Served:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):  # children are listed under the thread that made them
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found += children
+            todo += children
+    return found
 
 
 # -- load ----------------------------------------------------------------------------------------------------
@@ -312,16 +334,42 @@ def machine() -> dict[str, Any]:
     }
 
 
-def service(db: Path) -> Served:
-    # Default settings; only the database file is the benchmark's own.
-    return Served("service", ["-m", "app", "serve"], env={"TELEMETRY_DATABASE_URL": f"sqlite:///{db}"})
+@dataclass
+class Variant:
+    """Another service configuration, loaded in the same rounds: its env, serve arguments, source tree."""
+
+    name: str
+    env: dict[str, str]
+    args: list[str]
+    tree: Path = ROOT
+
+
+def service(db: Path, variant: Variant | None = None) -> Served:
+    # Default settings; only the database file is the benchmark's own (and a variant's env and arguments).
+    v = variant or Variant("service", {}, [])
+    return Served(
+        v.name,
+        ["-m", "app", "serve", *v.args],
+        env={"TELEMETRY_DATABASE_URL": f"sqlite:///{db}", **v.env},
+        cwd=v.tree,
+    )
+
+
+def parse_variant(text: str) -> Variant:
+    """'NAME;ENV=VALUE ENV2=VALUE;--serve --args[;TREE]' (TREE: another checkout, e.g. the code before a change)."""
+    name, env_text, args_text, *tree = text.split(";")
+    env = dict(item.split("=", 1) for item in env_text.split())
+    return Variant(name, env, args_text.split(), Path(tree[0]).resolve() if tree else ROOT)
+
+
+SPY_ALL = ("-t", "-s")  # every thread, and the child processes (writer, workers)
 
 
 def profile(server: Served, seconds: float, out: Path) -> None:
     """Sample the service with py-spy while it is under load (run alongside a wrk run)."""
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     subprocess.Popen(
-        [py_spy, "record", "-p", str(server.proc.pid), "-d", str(int(seconds)), "-f", "raw", "-o", str(out), "-t"],
+        [py_spy, "record", "-p", str(server.proc.pid), "-d", str(int(seconds)), "-f", "raw", "-o", str(out), *SPY_ALL],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -359,6 +407,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--profile", type=Path, default=None, help="write py-spy samples of the service here")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     parser.add_argument("--markdown", type=Path, default=None, help="also write the results as a Markdown section")
+    parser.add_argument("--raw-events", type=int, default=200_000, help="rows the raw sqlite3 baseline writes")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="'NAME;ENV=VALUE ...;--serve-args[;TREE]': another service configuration, loaded in the same rounds",
+    )
     args, _ = parser.parse_known_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk (make bench does it when run as root)")
@@ -378,10 +433,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     try:
         reference = Served("reference", ["-m", "bench.reference_app"])
         svc = service(work / "empty.db")
+        variants = []
+        for number, text in enumerate(args.variant):
+            variants.append(service(work / f"variant-{number}.db", parse_variant(text)))
         try:
             for round_no in range(args.rounds):
                 for load, (path, per_request) in loads.items():
-                    for server in (reference, svc):
+                    for server in (reference, svc, *variants):
                         if args.profile and round_no == args.rounds - 1 and server is svc:
                             profile(server, args.duration - 1, args.profile.with_suffix(f".{load}.txt"))
                         run = run_wrk(server, path, scripts[load], args.duration, per_request, load)
@@ -403,11 +461,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         finally:
             svc.stop()
             reference.stop()
+            for variant in variants:
+                variant.stop()
 
         medians = {f"{t}/{load}": median_run(r) for (t, load), r in runs.items()}
         results["medians"] = {k: asdict(v) for k, v in medians.items()}
         print("  raw sqlite3 executemany (synchronous=FULL)...", flush=True)
-        raw = {size: raw_executemany(work, size) for size in (BATCH, 2000)}
+        raw = {size: raw_executemany(work, size, args.raw_events) for size in (BATCH, 2000)}
         results["raw_executemany_events_per_s"] = {f"{k}_rows_per_commit": round(v) for k, v in raw.items()}
 
         if args.big_events:
@@ -475,6 +535,15 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
         "batch_vs_raw_executemany_100": round(svc_batch["events_per_s"] / raw["100_rows_per_commit"], 3),
         "batch_vs_raw_executemany_2000": round(svc_batch["events_per_s"] / raw["2000_rows_per_commit"], 3),
     }
+    for key, run in m.items():
+        name, _, load = key.partition("/")
+        if name in ("service", "reference"):
+            continue
+        if load == "single":
+            out[f"{name}_single_throughput_vs_reference"] = round(run["events_per_s"] / ref_single["events_per_s"], 3)
+            out[f"{name}_single_p99_vs_reference"] = round(run["p99_ms"] / ref_single["p99_ms"], 3)
+        else:
+            out[f"{name}_batch_vs_raw_executemany_100"] = round(run["events_per_s"] / raw["100_rows_per_commit"], 3)
     if "full_db" in results:
         full = results["full_db"]
         out["full_db_vs_empty"] = round(full["full"]["events_per_s"] / full["empty"]["events_per_s"], 3)

@@ -68,7 +68,9 @@ class BodyLimitMiddleware:
             if body_done:  # after the body, receive() only waits for a disconnect: no clock on that
                 return await receive()
             try:
-                message = await asyncio.wait_for(receive(), self.timeout_s)
+                # asyncio.timeout, not wait_for: no extra task per body chunk.
+                async with asyncio.timeout(self.timeout_s):
+                    message = await receive()
             except TimeoutError:
                 refused = "body_timeout"
                 raise _BodyRefused(refused) from None
