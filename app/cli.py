@@ -39,15 +39,34 @@ def _serve(args: argparse.Namespace) -> int:
         "timeout_graceful_shutdown": int(settings.shutdown_timeout_s),
         "server_header": False,
     }
-    if args.workers > 1:
-        # Before any worker imports prometheus_client: /metrics must sum over the workers.
-        from app.observability.worker_metrics import prepare_multiprocess_dir, run_workers
+    writer = _start_writer_process(settings)
+    try:
+        if args.workers > 1:
+            # Before any worker imports prometheus_client: /metrics must sum over the workers.
+            from app.observability.worker_metrics import prepare_multiprocess_dir, run_workers
 
-        metrics_dir, owned = prepare_multiprocess_dir(settings.metrics_multiproc_dir)
-        run_workers(uvicorn.Config("app.main:app", **options), metrics_dir, owned)
-    else:
-        uvicorn.run("app.main:app", **options)
+            metrics_dir, owned = prepare_multiprocess_dir(settings.metrics_multiproc_dir)
+            run_workers(uvicorn.Config("app.main:app", **options), metrics_dir, owned)
+        else:
+            uvicorn.run("app.main:app", **options)
+    finally:
+        # After the workers have drained: they wait for the writer's answers before they exit.
+        if writer is not None:
+            writer.stop(settings.shutdown_timeout_s)
     return 0
+
+
+def _start_writer_process(settings: Any) -> Any:
+    """One writer process per SQLite database, whatever the number of workers; its socket goes to them."""
+    if not (settings.sqlite_writer_process and settings.database_url.startswith("sqlite:")):
+        return None
+    from app.logging_config import get_logger
+    from app.repository.writer_process import WriterSupervisor
+
+    writer = WriterSupervisor(log=get_logger("telemetry"))
+    writer.start()
+    os.environ["TELEMETRY_WRITER_SOCKET"] = str(writer.socket_path)  # read by each worker's Settings
+    return writer
 
 
 def _hash_key(args: argparse.Namespace) -> int:

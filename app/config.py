@@ -66,6 +66,16 @@ class Settings(BaseSettings):
         default=10_000, ge=1, description="Events waiting for commit before ingestion answers 503."
     )
     commit_batch_max: int = Field(default=2000, ge=1, description="Most events one group commit writes.")
+    sqlite_writer_process: bool = Field(
+        default=True,
+        description="SQLite under `serve`: group commits run in one writer process shared by every worker"
+        " (another core, out of the workers' GIL). False: a writer thread in each worker.",
+    )
+    writer_socket: str | None = Field(
+        default=None,
+        description="Set by `serve` for its workers: the writer process's Unix socket. Unset: the app writes"
+        " through its own writer thread.",
+    )
     shutdown_timeout_s: float = Field(default=20.0, gt=0, description="Time SIGTERM allows to drain and commit.")
     batch_max_events: int = Field(default=1000, ge=1, description="Most events in one POST /v1/events/batch.")
     metrics_label_max_values: int = Field(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
@@ -22,6 +23,7 @@ from app.observability.metrics import PrometheusMetrics
 from app.observability.tracing import install_tracing
 from app.repository import open_repository
 from app.repository.group_commit import GroupCommitWriter
+from app.repository.writer_client import WriterClient
 from app.services.event_service import EventService
 
 _NO_FRAMEWORK_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
@@ -46,9 +48,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             postgres_pool_max_size=settings.postgres_pool_max_size,
             postgres_acquire_timeout_s=settings.postgres_acquire_timeout_s,
         )
-        writer = GroupCommitWriter(
-            repository, metrics, max_queue=settings.write_queue_max, max_batch=settings.commit_batch_max
-        )
+        writer: GroupCommitWriter | WriterClient
+        if settings.writer_socket:
+            # `serve` runs one writer process for every worker; this process sends it rows.
+            writer = WriterClient(Path(settings.writer_socket), metrics, capacity=settings.write_queue_max)
+        else:
+            writer = GroupCommitWriter(
+                repository, metrics, max_queue=settings.write_queue_max, max_batch=settings.commit_batch_max
+            )
         app.state.writer = writer
         app.state.service = EventService(writer, repository, metrics, log, limits=event_limits(settings))
         log.info("service_started", database=settings.database_url.split("://", 1)[0])
@@ -56,7 +63,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
-            drained = writer.close(settings.shutdown_timeout_s)
+            if isinstance(writer, WriterClient):
+                drained = await writer.aclose(settings.shutdown_timeout_s)
+            else:
+                drained = writer.close(settings.shutdown_timeout_s)
             repository.close()
             log.info("service_stopped", drained=drained)
 

@@ -100,6 +100,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(prog="python -m bench.asgi_cpu", description=__doc__)
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--target", choices=("service", "reference"), default="service")
+    parser.add_argument(
+        "--writer-process", action="store_true", help="commit through a writer process, as `serve` does on SQLite"
+    )
     args = parser.parse_args(argv)
     if args.target == "reference":
         from bench.reference_app import app
@@ -108,6 +111,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     else:
         folder = Path(tempfile.mkdtemp(prefix="telemetry-asgi-cpu-"))
         os.environ["TELEMETRY_DATABASE_URL"] = f"sqlite:///{folder / 'events.db'}"
+        writer = None
+        if args.writer_process:
+            from app.repository.writer_process import WriterSupervisor
+
+            writer = WriterSupervisor()
+            writer.start()
+            os.environ["TELEMETRY_WRITER_SOCKET"] = str(writer.socket_path)
         real_stdout = sys.stdout
         with open(os.devnull, "w") as devnull:
             sys.stdout = devnull  # the service's JSON lines are written, to nowhere
@@ -117,6 +127,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                 result = uvloop.run(measure(create_app(), args.requests, with_lifespan=True))
             finally:
                 sys.stdout = real_stdout
+                if writer is not None:
+                    writer.stop()
     print(f"{args.target}: " + ", ".join(f"{k} {v:,.0f}" for k, v in result.items()))
     return result
 

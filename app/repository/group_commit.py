@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -38,24 +39,32 @@ class WriterMetrics(Protocol):
     def committed(self, batch_size: int, duration_s: float) -> None: ...
 
 
+Outcome = list[AddResult] | BaseException
+
+
 @dataclass(slots=True)
 class _Pending:
     events: Sequence[UserActionEvent]
-    future: asyncio.Future[list[AddResult]]
-    loop: asyncio.AbstractEventLoop
+    # Called on the writer thread with the results (after COMMIT) or the exception.
+    deliver: Callable[[Outcome], None]
 
 
-def _resolve(pending: _Pending, result: list[AddResult] | BaseException) -> None:
+def _to_future(loop: asyncio.AbstractEventLoop, future: asyncio.Future[list[AddResult]], result: Outcome) -> None:
     def deliver() -> None:
-        if pending.future.done():  # the client went away; its events are stored all the same
+        if future.done():  # the client went away; its events are stored all the same
             return
         if isinstance(result, BaseException):
-            pending.future.set_exception(result)
+            future.set_exception(result)
         else:
-            pending.future.set_result(result)
+            future.set_result(result)
 
     with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for this answer, the writer goes on
-        pending.loop.call_soon_threadsafe(deliver)
+        loop.call_soon_threadsafe(deliver)
+
+
+def _resolve(pending: _Pending, result: Outcome) -> None:
+    with contextlib.suppress(Exception):  # whoever waits for the answer must not stop the writer
+        pending.deliver(result)
 
 
 class GroupCommitWriter:
@@ -88,7 +97,14 @@ class GroupCommitWriter:
         if not events:
             return []
         loop = asyncio.get_running_loop()
-        pending = _Pending(events, loop.create_future(), loop)
+        future: asyncio.Future[list[AddResult]] = loop.create_future()
+        self.submit(events, functools.partial(_to_future, loop, future))
+        return await future
+
+    def submit(self, events: Sequence[UserActionEvent], deliver: Callable[[Outcome], None]) -> None:
+        """append() without an event loop: `deliver` gets the outcome on the writer thread, after COMMIT.
+        Raises WriterClosed or WriteQueueFull at once, like append()."""
+        pending = _Pending(events, deliver)
         with self._cond:
             if self._closing:
                 raise WriterClosed("shutting down")
@@ -100,7 +116,6 @@ class GroupCommitWriter:
             self._queued_events += len(events)
             self._metrics.queue_depth(self._queued_events, self._max_queue)
             self._cond.notify()
-        return await pending.future
 
     def _take(self) -> list[_Pending] | None:
         """Wait for work, then take whole requests up to max_batch events (at least one request)."""

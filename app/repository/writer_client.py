@@ -1,0 +1,152 @@
+"""A worker's end of the writer process: the same `await append(events)` as GroupCommitWriter.
+
+Requests go out on one Unix socket connection; a reader task on the event loop matches each answer to its
+waiting request. No thread, no hand-off: the event loop only encodes rows and decodes answers.
+If the connection breaks (the writer process died), every request in flight fails with StorageUnavailable
+(503: the client retries, and event ids make the retry safe), and the next append connects again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from app.models import UserActionEvent
+from app.repository import writer_protocol as wire
+from app.repository.events_repository import AddResult
+from app.repository.group_commit import StorageUnavailable, WriteQueueFull, WriterClosed, WriterMetrics
+
+_WRITE_BUFFER_HIGH = 4 * 2**20  # bytes queued for the socket before an append waits for it to drain
+
+
+@dataclass(slots=True)
+class _InFlight:
+    events: Sequence[UserActionEvent]
+    future: asyncio.Future[list[AddResult]]
+
+
+class _Connection:
+    def __init__(self, reader: asyncio.StreamReader, stream: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.stream = stream
+        self.pending: dict[int, _InFlight] = {}
+        self.task: asyncio.Task[None] | None = None
+
+
+class WriterClient:
+    def __init__(self, socket_path: Path, metrics: WriterMetrics, *, capacity: int) -> None:
+        self._socket_path = socket_path
+        self._metrics = metrics
+        self._capacity = capacity
+        self._numbers = itertools.count(1)
+        self._connection: _Connection | None = None
+        self._connecting: asyncio.Lock | None = None
+        self._in_flight_events = 0
+        self._closing = False
+        self._metrics.queue_depth(0, capacity)
+
+    @property
+    def alive(self) -> bool:
+        return not self._closing
+
+    async def append(self, events: Sequence[UserActionEvent]) -> list[AddResult]:
+        """Store events; returns one result per event after the writer process has committed them."""
+        if self._closing:
+            raise WriterClosed("shutting down")
+        if not events:
+            return []
+        connection = self._connection or await self._connect()
+        number = next(self._numbers)
+        future: asyncio.Future[list[AddResult]] = asyncio.get_running_loop().create_future()
+        connection.pending[number] = _InFlight(events, future)
+        self._count(len(events))
+        connection.stream.write(wire.request(number, events))
+        if connection.stream.transport.get_write_buffer_size() > _WRITE_BUFFER_HIGH:
+            with contextlib.suppress(ConnectionError):
+                await connection.stream.drain()
+        return await future
+
+    async def _connect(self) -> _Connection:
+        if self._connecting is None:
+            self._connecting = asyncio.Lock()
+        async with self._connecting:
+            if self._connection is not None:
+                return self._connection
+            try:
+                reader, stream = await asyncio.open_unix_connection(str(self._socket_path))
+            except OSError as exc:
+                raise StorageUnavailable(f"the writer process is not answering ({exc.strerror})") from None
+            connection = _Connection(reader, stream)
+            connection.task = asyncio.create_task(self._read_answers(connection))
+            self._connection = connection
+            return connection
+
+    def _count(self, delta: int) -> None:
+        self._in_flight_events += delta
+        self._metrics.queue_depth(self._in_flight_events, self._capacity)
+
+    async def _read_answers(self, connection: _Connection) -> None:
+        reason = "the writer process closed the connection"
+        try:
+            while True:
+                header = await connection.reader.readexactly(wire.HEADER_BYTES)
+                self._deliver(connection, orjson.loads(await connection.reader.readexactly(wire.frame_length(header))))
+        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+            reason = f"the writer process went away ({type(exc).__name__})"
+        except Exception as exc:  # a malformed frame: this connection can no longer be trusted
+            reason = f"unreadable answer from the writer process ({type(exc).__name__}: {exc})"
+        finally:
+            if self._connection is connection:
+                self._connection = None
+            connection.stream.close()
+            failure = StorageUnavailable(f"{reason}: the events may not be stored; send them again")
+            for in_flight in connection.pending.values():
+                self._count(-len(in_flight.events))
+                if not in_flight.future.done():
+                    in_flight.future.set_exception(failure)
+            connection.pending.clear()
+
+    def _deliver(self, connection: _Connection, message: list[Any]) -> None:
+        number, ok = message[0], message[1]
+        for size, seconds in message[-1]:
+            self._metrics.committed(int(size), seconds)
+        in_flight = connection.pending.pop(number)
+        self._count(-len(in_flight.events))
+        if in_flight.future.done():  # the client went away; its events are stored all the same
+            return
+        if ok:
+            in_flight.future.set_result(wire.decode_results(message[2], in_flight.events))
+            return
+        kind, text = message[2], message[3]
+        if kind == "queue_full":
+            self._metrics.queue_full()
+            in_flight.future.set_exception(WriteQueueFull(text))
+        elif kind == "closed":
+            in_flight.future.set_exception(WriterClosed(text))
+        else:
+            in_flight.future.set_exception(StorageUnavailable(text))
+
+    async def aclose(self, timeout_s: float = 20.0) -> bool:
+        """Take no new writes, wait for the answers of those in flight, close. True when all came in time."""
+        self._closing = True
+        connection = self._connection
+        if connection is None:
+            return True
+        waiting = [f.future for f in connection.pending.values()]
+        drained = True
+        if waiting:
+            _, not_done = await asyncio.wait(waiting, timeout=timeout_s)
+            drained = not not_done
+        connection.stream.close()
+        if connection.task is not None:
+            connection.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connection.task
+        return drained

@@ -1,0 +1,299 @@
+"""The group-commit writer in its own process, and the supervisor that owns it.
+
+`serve` starts one writer process per database (whatever --workers says) before the HTTP workers and
+points them at its Unix socket (TELEMETRY_WRITER_SOCKET). The process runs the same GroupCommitWriter
+and repository as an in-process writer would; the workers send rows and read answers on their event
+loops (app/repository/writer_client.py; the frames are in writer_protocol.py). SQLite's CPU moves to
+another core, and out of the workers' GIL.
+
+Lifecycle: the supervisor restarts the process when it dies (each worker answers its pending requests
+with 503 and reconnects); SIGTERM (or the supervisor's stdin pipe closing: the service died) makes it
+stop taking connections, commit everything queued, answer, and exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from app.models import DomainError
+from app.repository import writer_protocol as wire
+from app.repository.group_commit import GroupCommitWriter, StorageUnavailable, WriteQueueFull, WriterClosed
+
+MODULE = "app.repository.writer_process"
+
+
+class ReportedCommits:
+    """The writer's metrics, kept for the answers: each commit is reported once, in the next frame sent."""
+
+    def __init__(self) -> None:
+        self._commits: deque[list[float]] = deque()
+
+    def queue_depth(self, depth: int, capacity: int) -> None:
+        """Each worker counts the events it has in flight; their sum is this queue and its transaction."""
+
+    def queue_full(self) -> None:
+        """Counted by the worker that gets the refusal."""
+
+    def committed(self, batch_size: int, duration_s: float) -> None:
+        self._commits.append([batch_size, duration_s])  # deque.append: safe from the writer thread
+
+    def take(self) -> wire.Commits:
+        taken: wire.Commits = []
+        while self._commits:
+            taken.append(self._commits.popleft())
+        return taken
+
+
+_REFUSALS: tuple[tuple[type[DomainError], str], ...] = (
+    (WriteQueueFull, "queue_full"),
+    (WriterClosed, "closed"),
+    (StorageUnavailable, "unavailable"),
+)
+
+
+class WriterServer:
+    """Answers the workers' requests through one GroupCommitWriter, without an event loop.
+
+    A thread per connection reads requests and submits them; the writer thread sends each answer itself
+    right after COMMIT, so an answer costs no hand-off to another thread of this process.
+    """
+
+    def __init__(self, writer: GroupCommitWriter, commits: ReportedCommits) -> None:
+        self._writer = writer
+        self._commits = commits
+        self._connections: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+
+    def listen(self, socket_path: Path) -> None:
+        socket_path.unlink(missing_ok=True)  # a dead predecessor's socket file
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(socket_path))
+        listener.listen(128)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), name="writer-accept", daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return  # closed: no new connections
+            with self._lock:
+                self._connections.add(conn)
+            threading.Thread(target=self.serve_connection, args=(conn,), name="writer-connection", daemon=True).start()
+
+    def serve_connection(self, conn: socket.socket) -> None:
+        send_lock = threading.Lock()
+        reader = conn.makefile("rb")
+        try:
+            while header := reader.read(wire.HEADER_BYTES):
+                if len(header) < wire.HEADER_BYTES:
+                    return
+                number, rows = orjson.loads(reader.read(wire.frame_length(header)))
+                self._submit(conn, send_lock, number, rows)
+        except (OSError, ValueError):
+            return  # the worker went away (or sent garbage); whatever it sent before is still committed
+        finally:
+            reader.close()
+            with self._lock:
+                self._connections.discard(conn)
+
+    def _submit(self, conn: socket.socket, send_lock: threading.Lock, number: int, rows: list[wire.Row]) -> None:
+        def send(message: bytes) -> None:
+            with send_lock, contextlib.suppress(OSError):  # a worker gone: its answer has nobody to go to
+                conn.sendall(message)
+
+        def deliver(outcome: Any) -> None:
+            if isinstance(outcome, BaseException):
+                send(_refusal(number, outcome, self._commits.take()))
+            else:
+                send(wire.answer(number, outcome, self._commits.take()))
+
+        try:
+            events = [wire.row_event(row) for row in rows]
+            if not events:
+                send(wire.answer(number, [], self._commits.take()))
+                return
+            self._writer.submit(events, deliver)
+        except Exception as exc:  # refused at once (queue full, closing) or rows that are not events
+            send(_refusal(number, exc, self._commits.take()))
+
+    def close(self) -> None:
+        """Stop taking connections, then hang up on the workers (after the writer has drained)."""
+        if self._listener is not None:
+            self._listener.close()
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+
+def _refusal(number: int, exc: BaseException, commits: wire.Commits) -> bytes:
+    kind = next((k for cls, k in _REFUSALS if isinstance(exc, cls)), "unavailable")
+    return wire.refusal(number, kind, f"{type(exc).__name__}: {exc}", commits)
+
+
+def _watch_parent(stop: threading.Event) -> None:
+    """The supervisor holds our stdin open: end of file means the service is gone, so drain and exit."""
+    with contextlib.suppress(OSError):
+        # os.read, not sys.stdin: a daemon thread blocked in a buffered read aborts the interpreter's exit.
+        while os.read(0, 4096):
+            pass
+    stop.set()
+
+
+def run_writer(socket_path: Path, writer: GroupCommitWriter, commits: ReportedCommits, drain_s: float) -> bool:
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    threading.Thread(target=_watch_parent, args=(stop,), name="parent-watch", daemon=True).start()
+    server = WriterServer(writer, commits)
+    server.listen(socket_path)
+    stop.wait()
+    # Requests already read are committed and answered; any after this are refused as "closed".
+    drained = writer.close(drain_s)
+    server.close()
+    return drained
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}")
+    parser.add_argument("socket", type=Path)
+    args = parser.parse_args(argv)
+
+    from app.config import Settings
+    from app.logging_config import configure_logging, get_logger
+    from app.observability.gc_tuning import freeze_startup_heap
+    from app.repository import open_repository
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    log = get_logger("telemetry.writer")
+    repository = open_repository(
+        settings.database_url,
+        synchronous=settings.sqlite_synchronous,
+        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+    )
+    commits = ReportedCommits()
+    writer = GroupCommitWriter(
+        repository, commits, max_queue=settings.write_queue_max, max_batch=settings.commit_batch_max
+    )
+    log.info("writer_process_started", pid=os.getpid())
+    freeze_startup_heap()
+    try:
+        drained = run_writer(args.socket, writer, commits, settings.shutdown_timeout_s)
+    finally:
+        repository.close()
+    log.info("writer_process_stopped", pid=os.getpid(), drained=drained)
+    return 0 if drained else 1
+
+
+class WriterSupervisor:
+    """Starts the writer process, restarts it when it dies, stops it (draining) on stop()."""
+
+    def __init__(self, env: dict[str, str] | None = None, *, log: Any = None, restart_delay_s: float = 0.2) -> None:
+        self._folder = Path(tempfile.mkdtemp(prefix="telemetry-writer-"))
+        self.socket_path = self._folder / "writer.sock"
+        self._env = env
+        self._log = log
+        self._restart_delay_s = restart_delay_s
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._watcher = threading.Thread(target=self._watch, name="writer-supervisor", daemon=True)
+        self.restarts = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def start(self, ready_timeout_s: float = 30.0) -> None:
+        self._spawn()
+        self.wait_ready(ready_timeout_s)
+        self._watcher.start()
+
+    def _spawn(self) -> None:
+        with self._lock:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", MODULE, str(self.socket_path)],
+                stdin=subprocess.PIPE,
+                env=self._env,
+                # Its own session: a Ctrl-C or a signal to the service's process group reaches the service,
+                # which drains its requests first and then stops the writer itself.
+                start_new_session=True,
+            )
+
+    def wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            process = self._process
+            if process is not None and process.poll() is not None:
+                raise RuntimeError(f"the writer process exited with {process.returncode} while starting")
+            with socket.socket(socket.AF_UNIX) as probe, contextlib.suppress(OSError):
+                probe.connect(str(self.socket_path))
+                return
+            time.sleep(0.02)
+        raise TimeoutError(f"the writer process did not listen on {self.socket_path} in {timeout_s:g} s")
+
+    def _watch(self) -> None:
+        while not self._stopping.is_set():
+            process = self._process
+            if process is None:
+                return
+            returncode = process.wait()
+            if self._stopping.is_set():
+                return
+            if process.stdin:
+                process.stdin.close()
+            if self._log is not None:
+                self._log.warning("writer_process_exited", pid=process.pid, returncode=returncode, restarting=True)
+            time.sleep(self._restart_delay_s)
+            if self._stopping.is_set():
+                return
+            self.restarts += 1
+            self._spawn()
+            with contextlib.suppress(RuntimeError, TimeoutError):
+                self.wait_ready(30.0)
+
+    def stop(self, timeout_s: float = 20.0) -> bool:
+        """Ask the writer to commit what it holds and exit; True when it did so in time."""
+        self._stopping.set()
+        with self._lock:
+            process = self._process
+        clean = True
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                clean = process.wait(timeout_s + 5) == 0
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+                clean = False
+        if process is not None and process.stdin:
+            with contextlib.suppress(OSError):
+                process.stdin.close()
+        self.socket_path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self._folder.rmdir()
+        return clean
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,160 @@
+"""The writer process's protocol end to end in one process: a WriterClient talking over a real Unix socket
+to the WriterServer that `python -m app.repository.writer_process` runs, on a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.models import UserActionEvent
+from app.repository.events_repository import AddStatus, SqliteEventRepository
+from app.repository.group_commit import GroupCommitWriter, StorageUnavailable, WriteQueueFull
+from app.repository.writer_client import WriterClient
+from app.repository.writer_process import ReportedCommits, WriterServer
+from app.repository.writer_protocol import event_row, row_event
+from tests.support.event_strategies import NAME_TEXT, metadata, utc_moments
+from tests.unit.fakes import RecordingMetrics
+
+
+def event(**fields: Any) -> UserActionEvent:
+    values: dict[str, Any] = {
+        "event_id": uuid.uuid4(),
+        "user_id": "u1",
+        "action": "click",
+        "source": "web",
+        "timestamp": datetime(2026, 5, 1, 10, 0, 0, 123456, tzinfo=UTC),
+        "metadata": {"n": 1},
+    }
+    values.update(fields)
+    return UserActionEvent(**values)
+
+
+@given(
+    user_id=st.text(NAME_TEXT, min_size=1, max_size=64),
+    timestamp=utc_moments,
+    sent_at=st.none() | utc_moments,
+    meta=metadata,
+)
+def test_a_row_carries_every_field_of_an_event_exactly(
+    user_id: str, timestamp: datetime, sent_at: datetime | None, meta: dict[str, Any]
+) -> None:
+    original = event(user_id=user_id, timestamp=timestamp, sent_at=sent_at, metadata=meta)
+    back = row_event(event_row(original))
+    assert back == original
+    assert back.same_fact_as(original)
+
+
+@asynccontextmanager
+async def writer_socket(path: Path, max_queue: int = 10_000) -> AsyncIterator[tuple[WriterClient, RecordingMetrics]]:
+    repository = SqliteEventRepository(path.parent / "events.db")
+    commits = ReportedCommits()
+    writer = GroupCommitWriter(repository, commits, max_queue=max_queue)
+    server = WriterServer(writer, commits)
+    server.listen(path)
+    metrics = RecordingMetrics()
+    client = WriterClient(path, metrics, capacity=max_queue)
+    try:
+        yield client, metrics
+    finally:
+        await client.aclose()
+        await asyncio.get_running_loop().run_in_executor(None, writer.close, 5.0)
+        server.close()
+        repository.close()
+
+
+def run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    asyncio.run(test())
+
+
+def test_answers_say_accepted_duplicate_or_conflict_with_the_stored_event(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with writer_socket(tmp_path / "w.sock") as (client, metrics):
+            first = event()
+            (accepted,) = await client.append([first])
+            assert accepted.status is AddStatus.ACCEPTED
+            assert accepted.event is first
+            again, changed = await client.append([first, event(event_id=first.event_id, metadata={"n": 2})])
+            assert again.status is AddStatus.DUPLICATE
+            assert again.event == first
+            assert changed.status is AddStatus.CONFLICT
+            assert changed.conflicting_fields == ("metadata",)
+            assert changed.event.metadata == {"n": 1}  # as first stored
+            assert await client.append([]) == []
+            # Every committed event reported once, and nothing in flight once all answers are in.
+            assert sum(metrics.commits) == 3
+            assert metrics.depths[-1] == 0
+
+    run(scenario)
+
+
+def test_many_concurrent_requests_share_transactions_and_each_gets_its_own_answer(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with writer_socket(tmp_path / "w.sock") as (client, metrics):
+            requests = [[event(user_id=f"u{i}-{j}") for j in range(i % 4 + 1)] for i in range(200)]
+            answers = await asyncio.gather(*(client.append(r) for r in requests))
+            for sent, got in zip(requests, answers, strict=True):
+                assert [a.event for a in got] == sent
+                assert {a.status for a in got} == {AddStatus.ACCEPTED}
+            assert sum(metrics.commits) == sum(len(r) for r in requests)
+            assert len(metrics.commits) < len(requests)  # group commit: fewer transactions than requests
+
+    run(scenario)
+
+
+def test_a_full_queue_is_refused_at_once_and_counted_by_the_client(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with writer_socket(tmp_path / "w.sock", max_queue=5) as (client, metrics):
+            # 30 requests of 3 events in one turn of the loop: the writer's queue of 5 must refuse some.
+            outcomes = await asyncio.gather(
+                *(client.append([event(), event(), event()]) for _ in range(30)), return_exceptions=True
+            )
+            refused = [o for o in outcomes if isinstance(o, BaseException)]
+            assert refused
+            assert all(isinstance(o, WriteQueueFull) for o in refused)
+            assert metrics.full == len(refused)
+
+    run(scenario)
+
+
+def test_no_writer_listening_is_storage_unavailable_not_a_hang(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        client = WriterClient(tmp_path / "nobody.sock", RecordingMetrics(), capacity=10)
+        with pytest.raises(StorageUnavailable, match="not answering"):
+            await client.append([event()])
+
+    run(scenario)
+
+
+def test_a_writer_that_goes_away_fails_requests_in_flight_and_the_next_append_reconnects(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        path = tmp_path / "w.sock"
+
+        # A stand-in that takes a request and closes the connection without answering, like a killed writer.
+        async def hang_up(reader: asyncio.StreamReader, stream: asyncio.StreamWriter) -> None:
+            await reader.read(1)
+            stream.close()
+
+        broken = await asyncio.start_unix_server(hang_up, path=str(path))
+        metrics = RecordingMetrics()
+        client = WriterClient(path, metrics, capacity=100)
+        with pytest.raises(StorageUnavailable, match=r"went away|closed"):
+            await client.append([event()])
+        assert metrics.depths[-1] == 0
+        broken.close()
+        await broken.wait_closed()
+        path.unlink()
+        async with writer_socket(path) as (_, _):
+            (result,) = await client.append([event()])  # the same client, a new connection
+            assert result.status is AddStatus.ACCEPTED
+        await client.aclose()
+
+    run(scenario)

@@ -1,0 +1,51 @@
+"""GroupCommitWriter.submit: the writer without an event loop (what the writer process serves with)."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from app.repository.events_repository import AddStatus
+from app.repository.group_commit import GroupCommitWriter, WriteQueueFull, WriterClosed
+from tests.unit.fakes import RecordingMetrics
+from tests.unit.test_group_commit import GatedRepository, event
+
+
+def test_submit_delivers_the_results_on_the_writer_thread_after_the_transaction() -> None:
+    repo = GatedRepository()
+    writer = GroupCommitWriter(repo, RecordingMetrics())
+    outcomes: queue.Queue[tuple[Any, str]] = queue.Queue()
+    sent = [event(), event()]
+    writer.submit(sent, lambda outcome: outcomes.put((outcome, threading.current_thread().name)))
+    assert outcomes.empty()  # the transaction has not run: no answer yet
+    repo.gate.set()
+    results, thread = outcomes.get(timeout=5)
+    assert [(r.status, r.event) for r in results] == [(AddStatus.ACCEPTED, e) for e in sent]
+    assert thread == "group-commit-writer"
+    assert repo.transactions == [2]
+    writer.close()
+
+
+def test_submit_refuses_at_once_when_full_or_closed_and_a_failing_callback_does_not_stop_the_writer() -> None:
+    repo = GatedRepository()
+    writer = GroupCommitWriter(repo, RecordingMetrics(), max_queue=2)
+
+    def explode(_outcome: Any) -> None:
+        raise RuntimeError("the receiver broke")
+
+    writer.submit([event()], explode)
+    time.sleep(0.05)  # the writer takes it and waits at the gate
+    writer.submit([event(), event()], explode)  # queued: the queue is now full
+    with pytest.raises(WriteQueueFull):
+        writer.submit([event()], explode)
+    repo.gate.set()
+    later: queue.Queue[Any] = queue.Queue()
+    writer.submit([event()], later.put)
+    assert later.get(timeout=5)[0].status is AddStatus.ACCEPTED  # still writing after two failed callbacks
+    writer.close()
+    with pytest.raises(WriterClosed):
+        writer.submit([event()], later.put)
