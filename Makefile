@@ -12,7 +12,7 @@ DEMO_DAYS ?= 30
 # uv, pinned in requirements-tools.txt, installs the same pinned requirements as pip in a fraction of the time.
 INSTALL = $(VENV)/bin/uv pip install -q --python $(PY)
 
-.PHONY: run test lint typecheck unit bench clean demo analysis-deps
+.PHONY: run test lint typecheck unit bench clean demo analysis-deps config-doc
 
 $(VENV)/.installer: requirements-tools.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ demo: $(VENV)/.analysis
 	@echo "demo: open    file://$(abspath $(DEMO_DIR))/report.html"
 	@echo "demo: or run  $(PY) -m http.server --directory $(DEMO_DIR) 8001  and browse http://127.0.0.1:8001/report.html"
 	@echo "demo: events  make run TELEMETRY_DATABASE_URL=sqlite:///$(DEMO_DIR)/demo.db  then http://127.0.0.1:$(PORT)/"
+
+# docs/configuration.md is generated from app/config.py's Settings; a test fails when the page drifts.
+config-doc: $(VENV)/.runtime
+	$(PY) scripts/config_doc.py
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
