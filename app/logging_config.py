@@ -164,3 +164,30 @@ def configure_logging(level: str = "INFO") -> None:
 
 def get_logger(name: str) -> Any:
     return structlog.get_logger(name)
+
+
+class LineLog:
+    """The hot path's logger: the same JSON line as structlog's chain above (fields, event, the context's
+    request/trace ids, level, time), rendered by one orjson call instead of a chain of processors.
+
+    For the lines written once per request or per event (http_request, event_recorded, event_rejected);
+    everything else goes through structlog.
+    """
+
+    def __init__(self, level: str = "INFO") -> None:
+        self._level = _LEVELS[level]
+
+    def _line(self, level: str, event: str, fields: dict[str, Any]) -> None:
+        fields["event"] = event
+        structlog.contextvars.merge_contextvars(None, "", fields)
+        fields["level"] = level
+        add_time(None, "", fields)
+        _writer.msg(orjson.dumps(fields, default=str))
+
+    def info(self, event: str, **fields: Any) -> None:
+        if self._level <= logging.INFO:
+            self._line("info", event, fields)
+
+    def warning(self, event: str, **fields: Any) -> None:
+        if self._level <= logging.WARNING:
+            self._line("warning", event, fields)

@@ -1,0 +1,58 @@
+"""LineLog writes the very line structlog's chain writes (same keys, same order, same values but the time)."""
+
+from __future__ import annotations
+
+import io
+
+import orjson
+import structlog
+
+from app import logging_config
+from app.logging_config import LineLog, LineWriter, configure_logging, get_logger
+
+
+def lines_of(run: object) -> list[dict[str, object]]:
+    configure_logging("INFO")
+    file = io.BytesIO()
+    writer = LineWriter(file)
+    saved = logging_config._writer
+    logging_config._writer = writer
+    structlog.configure(logger_factory=lambda *_args: writer)
+    try:
+        run()  # type: ignore[operator]
+    finally:
+        logging_config._writer = saved
+        configure_logging("INFO")
+    return [orjson.loads(line) for line in file.getvalue().splitlines()]
+
+
+def test_a_line_has_the_keys_values_and_order_of_the_structlog_line() -> None:
+    fields = {"event_id": "e1", "user_id": "u", "action": "click", "source": "web", "timestamp": "t", "n": [1, 2.5]}
+
+    def both() -> None:
+        structlog.contextvars.bind_contextvars(request_id="req-1", trace_id="t1")
+        try:
+            get_logger("telemetry").info("event_recorded", **fields)
+            LineLog().info("event_recorded", **fields)
+            get_logger("telemetry").warning("access_open", detail="x")
+            LineLog().warning("access_open", detail="x")
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id", "trace_id")
+
+    reference, fast, reference_warning, fast_warning = lines_of(both)
+    for slow_line, fast_line in ((reference, fast), (reference_warning, fast_warning)):
+        assert list(fast_line) == list(slow_line)
+        assert {k: v for k, v in fast_line.items() if k != "time"} == {
+            k: v for k, v in slow_line.items() if k != "time"
+        }
+    assert fast["request_id"] == "req-1"
+    assert str(fast["time"]).endswith("Z")
+
+
+def test_lines_below_the_level_are_not_written() -> None:
+    def quiet() -> None:
+        LineLog("WARNING").info("event_recorded", event_id="e1")
+        LineLog("WARNING").warning("access_open")
+        LineLog("ERROR").warning("access_open")
+
+    assert [line["event"] for line in lines_of(quiet)] == ["access_open"]
