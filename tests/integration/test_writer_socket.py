@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -20,7 +21,7 @@ from app.repository.events_repository import AddStatus, SqliteEventRepository
 from app.repository.group_commit import GroupCommitWriter, StorageUnavailable, WriteQueueFull
 from app.repository.writer_client import WriterClient
 from app.repository.writer_process import ReportedCommits, WriterServer
-from app.repository.writer_protocol import event_row, row_event
+from app.repository.writer_protocol import HEADER_BYTES, request, row_event
 from tests.support.event_strategies import NAME_TEXT, metadata, utc_moments
 from tests.unit.fakes import RecordingMetrics
 
@@ -48,9 +49,20 @@ def test_a_row_carries_every_field_of_an_event_exactly(
     user_id: str, timestamp: datetime, sent_at: datetime | None, meta: dict[str, Any]
 ) -> None:
     original = event(user_id=user_id, timestamp=timestamp, sent_at=sent_at, metadata=meta)
-    back = row_event(event_row(original))
+    back = through_the_wire(original)
     assert back == original
     assert back.same_fact_as(original)
+
+
+def through_the_wire(original: UserActionEvent) -> UserActionEvent:
+    number, (row,) = orjson.loads(request(7, [original])[HEADER_BYTES:])
+    assert number == 7
+    return row_event(row)
+
+
+def test_metadata_orjson_cannot_write_travels_as_json_text() -> None:
+    original = event(metadata={"huge": 2**70, "nested": {"neg": -(2**80)}})
+    assert through_the_wire(original).metadata == {"huge": 2**70, "nested": {"neg": -(2**80)}}
 
 
 @asynccontextmanager
