@@ -62,12 +62,18 @@ class WriterClient:
             raise WriterClosed("shutting down")
         if not events:
             return []
-        connection = self._connection or await self._connect()
-        number = next(self._numbers)
+        connection = self._connection
+        if connection is None or connection.stream.is_closing():
+            # Broken but not yet noticed by its reader task: that task fails what it sent; this one connects anew.
+            connection = await self._connect()
+        message = wire.request(number := next(self._numbers), events)
+        try:
+            connection.stream.write(message)
+        except (OSError, RuntimeError) as exc:  # the transport closed under us: nothing of this request was sent
+            raise StorageUnavailable(f"the writer process went away ({type(exc).__name__})") from None
         future: asyncio.Future[list[AddResult]] = asyncio.get_running_loop().create_future()
         connection.pending[number] = _InFlight(events, future)
         self._count(len(events))
-        connection.stream.write(wire.request(number, events))
         if connection.stream.transport.get_write_buffer_size() > _WRITE_BUFFER_HIGH:
             with contextlib.suppress(ConnectionError):
                 await connection.stream.drain()
@@ -77,7 +83,7 @@ class WriterClient:
         if self._connecting is None:
             self._connecting = asyncio.Lock()
         async with self._connecting:
-            if self._connection is not None:
+            if self._connection is not None and not self._connection.stream.is_closing():
                 return self._connection
             try:
                 reader, stream = await asyncio.open_unix_connection(str(self._socket_path))
