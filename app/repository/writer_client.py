@@ -20,8 +20,8 @@ import orjson
 
 from app.models import UserActionEvent
 from app.repository import writer_protocol as wire
-from app.repository.events_repository import AddResult
-from app.repository.group_commit import StorageUnavailable, WriteQueueFull, WriterClosed, WriterMetrics
+from app.repository.group_commit import WriteQueueFull, WriterClosed, WriterMetrics
+from app.repository.port import AddResult, StorageUnavailable
 
 _WRITE_BUFFER_HIGH = 4 * 2**20  # bytes queued for the socket before an append waits for it to drain
 
@@ -48,7 +48,6 @@ class WriterClient:
         self._numbers = itertools.count(1)
         self._connection: _Connection | None = None
         self._connecting: asyncio.Lock | None = None
-        self._in_flight_events = 0
         self._closing = False
         self._metrics.queue_depth(0, capacity)
 
@@ -73,7 +72,6 @@ class WriterClient:
             raise StorageUnavailable(f"the writer process went away ({type(exc).__name__})") from None
         future: asyncio.Future[list[AddResult]] = asyncio.get_running_loop().create_future()
         connection.pending[number] = _InFlight(events, future)
-        self._count(len(events))
         if connection.stream.transport.get_write_buffer_size() > _WRITE_BUFFER_HIGH:
             with contextlib.suppress(ConnectionError):
                 await connection.stream.drain()
@@ -94,10 +92,6 @@ class WriterClient:
             self._connection = connection
             return connection
 
-    def _count(self, delta: int) -> None:
-        self._in_flight_events += delta
-        self._metrics.queue_depth(self._in_flight_events, self._capacity)
-
     async def _read_answers(self, connection: _Connection) -> None:
         reason = "the writer process closed the connection"
         try:
@@ -114,17 +108,19 @@ class WriterClient:
             connection.stream.close()
             failure = StorageUnavailable(f"{reason}: the events may not be stored; send them again")
             for in_flight in connection.pending.values():
-                self._count(-len(in_flight.events))
                 if not in_flight.future.done():
                     in_flight.future.set_exception(failure)
             connection.pending.clear()
+            self._metrics.queue_depth(0, self._capacity)  # no longer the one told; a stale value would add up
 
     def _deliver(self, connection: _Connection, message: list[Any]) -> None:
         number, ok = message[0], message[1]
+        if number == wire.DEPTH:
+            self._metrics.queue_depth(int(message[2]), self._capacity)
+            return
         for size, seconds in message[-1]:
             self._metrics.committed(int(size), seconds)
         in_flight = connection.pending.pop(number)
-        self._count(-len(in_flight.events))
         if in_flight.future.done():  # the client went away; its events are stored all the same
             return
         if ok:
@@ -138,6 +134,15 @@ class WriterClient:
             in_flight.future.set_exception(WriterClosed(text))
         else:
             in_flight.future.set_exception(StorageUnavailable(text))
+
+    def close(self, timeout_s: float = 20.0) -> bool:
+        """Take no new writes and hang up without waiting (aclose waits for the answers in flight)."""
+        self._closing = True
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return True
+        connection.stream.close()
+        return not connection.pending
 
     async def aclose(self, timeout_s: float = 20.0) -> bool:
         """Take no new writes, wait for the answers of those in flight, close. True when all came in time."""

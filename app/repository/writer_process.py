@@ -13,7 +13,6 @@ stop taking connections, commit everything queued, answer, and exit.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import signal
@@ -31,19 +30,29 @@ import orjson
 
 from app.models import DomainError
 from app.repository import writer_protocol as wire
-from app.repository.group_commit import GroupCommitWriter, StorageUnavailable, WriteQueueFull, WriterClosed
+from app.repository.group_commit import GroupCommitWriter, WriteQueueFull, WriterClosed
+from app.repository.port import StorageUnavailable
 
-MODULE = "app.repository.writer_process"
+MODULE = "app.commands.writer"  # the writer process's entry point
 
 
 class ReportedCommits:
-    """The writer's metrics, kept for the answers: each commit is reported once, in the next frame sent."""
+    """The writer's metrics, sent to the workers: each commit is reported once, in the next frame sent;
+    the queue depth is pushed (latest value, by a thread of its own) to one worker, whose gauge shows it."""
 
     def __init__(self) -> None:
         self._commits: deque[list[float]] = deque()
+        self._depth = 0
+        self.depth_changed = threading.Event()
+
+    @property
+    def depth(self) -> int:
+        return self._depth
 
     def queue_depth(self, depth: int, capacity: int) -> None:
-        """Each worker counts the events it has in flight; their sum is this queue and its transaction."""
+        # Called under the writer's lock: only note it; WriterServer's depth thread does the sending.
+        self._depth = depth
+        self.depth_changed.set()
 
     def queue_full(self) -> None:
         """Counted by the worker that gets the refusal."""
@@ -75,9 +84,11 @@ class WriterServer:
     def __init__(self, writer: GroupCommitWriter, commits: ReportedCommits) -> None:
         self._writer = writer
         self._commits = commits
-        self._connections: set[socket.socket] = set()
+        # Oldest first: the first live connection is the one told the queue depth.
+        self._connections: dict[socket.socket, threading.Lock] = {}
         self._lock = threading.Lock()
         self._listener: socket.socket | None = None
+        self._closed = False
 
     def listen(self, socket_path: Path) -> None:
         socket_path.unlink(missing_ok=True)  # a dead predecessor's socket file
@@ -86,6 +97,19 @@ class WriterServer:
         listener.listen(128)
         self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), name="writer-accept", daemon=True).start()
+        threading.Thread(target=self._push_depth, name="writer-depth", daemon=True).start()
+
+    def _push_depth(self) -> None:
+        """Send the latest queue depth to the oldest connection whenever it changes (or that connection does)."""
+        while not self._closed:
+            self._commits.depth_changed.wait(1.0)
+            self._commits.depth_changed.clear()
+            with self._lock:
+                first = next(iter(self._connections.items()), None)
+            if first is not None:
+                conn, send_lock = first
+                with send_lock, contextlib.suppress(OSError):
+                    conn.sendall(wire.depth(self._commits.depth))
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
@@ -94,11 +118,13 @@ class WriterServer:
             except OSError:
                 return  # closed: no new connections
             with self._lock:
-                self._connections.add(conn)
+                self._connections[conn] = threading.Lock()
+            self._commits.depth_changed.set()  # a first connection learns the depth at once
             threading.Thread(target=self.serve_connection, args=(conn,), name="writer-connection", daemon=True).start()
 
     def serve_connection(self, conn: socket.socket) -> None:
-        send_lock = threading.Lock()
+        with self._lock:
+            send_lock = self._connections.setdefault(conn, threading.Lock())
         reader = conn.makefile("rb")
         try:
             while header := reader.read(wire.HEADER_BYTES):
@@ -111,7 +137,8 @@ class WriterServer:
         finally:
             reader.close()
             with self._lock:
-                self._connections.discard(conn)
+                self._connections.pop(conn, None)
+            self._commits.depth_changed.set()  # the next connection in line may now be the one told
 
     def _submit(self, conn: socket.socket, send_lock: threading.Lock, number: int, rows: list[wire.Row]) -> None:
         def send(message: bytes) -> None:
@@ -135,6 +162,7 @@ class WriterServer:
 
     def close(self) -> None:
         """Stop taking connections, then hang up on the workers (after the writer has drained)."""
+        self._closed = True
         if self._listener is not None:
             self._listener.close()
         with self._lock:
@@ -171,38 +199,6 @@ def run_writer(socket_path: Path, writer: GroupCommitWriter, commits: ReportedCo
     drained = writer.close(drain_s)
     server.close()
     return drained
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=f"python -m {MODULE}")
-    parser.add_argument("socket", type=Path)
-    args = parser.parse_args(argv)
-
-    from app.config import Settings
-    from app.logging_config import configure_logging, get_logger
-    from app.observability.gc_tuning import freeze_startup_heap
-    from app.repository import open_repository
-
-    settings = Settings()
-    configure_logging(settings.log_level)
-    log = get_logger("telemetry.writer")
-    repository = open_repository(
-        settings.database_url,
-        synchronous=settings.sqlite_synchronous,
-        busy_timeout_ms=settings.sqlite_busy_timeout_ms,
-    )
-    commits = ReportedCommits()
-    writer = GroupCommitWriter(
-        repository, commits, max_queue=settings.write_queue_max, max_batch=settings.commit_batch_max
-    )
-    log.info("writer_process_started", pid=os.getpid())
-    freeze_startup_heap()
-    try:
-        drained = run_writer(args.socket, writer, commits, settings.shutdown_timeout_s)
-    finally:
-        repository.close()
-    log.info("writer_process_stopped", pid=os.getpid(), drained=drained)
-    return 0 if drained else 1
 
 
 class WriterSupervisor:
@@ -293,7 +289,3 @@ class WriterSupervisor:
         with contextlib.suppress(OSError):
             self._folder.rmdir()
         return clean
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -8,6 +8,7 @@ may have many requests in flight on it; answers come back in commit order, match
     answer   [n, true, [result, ...], commits] result = [status] for an accepted event (it is the one sent),
                                                         [status, conflicting_fields, stored row] otherwise
     refusal  [n, false, kind, message, commits] kind = "queue_full" | "closed" | "unavailable"
+    depth    [0, "queue_depth", events]        unasked, to one connection: events waiting for commit
 
 An answer is sent only after the transaction holding the request's events has committed. `commits` lists
 [events, seconds] of the transactions committed since the previous frame on any connection: each
@@ -27,7 +28,7 @@ import orjson
 
 from app.json_codec import dump_json, load_json
 from app.models import UserActionEvent
-from app.repository.events_repository import AddResult, AddStatus
+from app.repository.port import AddResult, AddStatus
 
 HEADER_BYTES = 4
 MAX_FRAME_BYTES = 256 * 2**20  # far above the write queue's worth of events; a bound against a broken peer
@@ -98,6 +99,13 @@ def _rows_frame(head: list[Any], rows: list[Row], tail: list[Any]) -> bytes:
         return frame([*head, rows, *tail])
     except TypeError:  # orjson stops at 64-bit integers: the standard library writes such metadata as text
         return frame([*head, [_text_metadata(row) for row in rows], *tail])
+
+
+DEPTH = 0  # request numbers start at 1: 0 marks a pushed queue depth
+
+
+def depth(events: int) -> bytes:
+    return frame([DEPTH, "queue_depth", events])
 
 
 def request(number: int, events: Sequence[UserActionEvent]) -> bytes:

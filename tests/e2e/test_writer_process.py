@@ -18,7 +18,7 @@ from tests.support.server import ServerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 StartServer = Callable[..., ServerProcess]
-WRITER_MODULE = "app.repository.writer_process"
+WRITER_MODULE = "app.commands.writer"
 
 
 def descendants(pid: int) -> list[int]:

@@ -4,8 +4,9 @@ to the WriterServer that `python -m app.repository.writer_process` runs, on a re
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,13 +18,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.models import UserActionEvent
-from app.repository.events_repository import AddStatus, SqliteEventRepository
-from app.repository.group_commit import GroupCommitWriter, StorageUnavailable, WriteQueueFull
+from app.repository.group_commit import GroupCommitWriter, WriteQueueFull
+from app.repository.port import AddResult, AddStatus, EventRepository, StorageUnavailable
+from app.repository.sqlite import SqliteEventRepository
 from app.repository.writer_client import WriterClient
 from app.repository.writer_process import ReportedCommits, WriterServer
 from app.repository.writer_protocol import HEADER_BYTES, request, row_event
 from tests.support.event_strategies import NAME_TEXT, metadata, utc_moments
 from tests.unit.fakes import RecordingMetrics
+from tests.unit.test_group_commit import GatedRepository
 
 
 def event(**fields: Any) -> UserActionEvent:
@@ -66,8 +69,10 @@ def test_metadata_orjson_cannot_write_travels_as_json_text() -> None:
 
 
 @asynccontextmanager
-async def writer_socket(path: Path, max_queue: int = 10_000) -> AsyncIterator[tuple[WriterClient, RecordingMetrics]]:
-    repository = SqliteEventRepository(path.parent / "events.db")
+async def writer_socket(
+    path: Path, max_queue: int = 10_000, repository: EventRepository | None = None
+) -> AsyncIterator[tuple[WriterClient, RecordingMetrics]]:
+    repository = repository or SqliteEventRepository(path.parent / "events.db")
     commits = ReportedCommits()
     writer = GroupCommitWriter(repository, commits, max_queue=max_queue)
     server = WriterServer(writer, commits)
@@ -101,9 +106,7 @@ def test_answers_say_accepted_duplicate_or_conflict_with_the_stored_event(tmp_pa
             assert changed.conflicting_fields == ("metadata",)
             assert changed.event.metadata == {"n": 1}  # as first stored
             assert await client.append([]) == []
-            # Every committed event reported once, and nothing in flight once all answers are in.
-            assert sum(metrics.commits) == 3
-            assert metrics.depths[-1] == 0
+            assert sum(metrics.commits) == 3  # every committed event reported once
 
     run(scenario)
 
@@ -135,6 +138,38 @@ def test_a_full_queue_is_refused_at_once_and_counted_by_the_client(tmp_path: Pat
             assert metrics.full == len(refused)
 
     run(scenario)
+
+
+class BlockedRepository(GatedRepository):
+    """Says when the writer is inside its transaction, held at the gate."""
+
+    waiting = False
+
+    def add(self, events: Sequence[UserActionEvent]) -> list[AddResult]:
+        self.waiting = True
+        return super().add(events)
+
+
+def test_the_writer_pushes_its_queue_depth_while_a_commit_is_blocked(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        repository = BlockedRepository()
+        async with writer_socket(tmp_path / "w.sock", repository=repository) as (client, metrics):
+            first = asyncio.create_task(client.append([event()]))
+            await until(lambda: repository.waiting)  # taken by the writer, blocked in its transaction
+            queued = asyncio.create_task(client.append([event(), event()]))
+            await until(lambda: bool(metrics.depths) and metrics.depths[-1] == 2)
+            repository.gate.set()
+            await asyncio.gather(first, queued)
+            await until(lambda: metrics.depths[-1] == 0)
+
+    run(scenario)
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
 
 
 def test_no_writer_listening_is_storage_unavailable_not_a_hang(tmp_path: Path) -> None:

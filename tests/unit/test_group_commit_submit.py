@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from app.repository.events_repository import AddStatus
 from app.repository.group_commit import GroupCommitWriter, WriteQueueFull, WriterClosed
+from app.repository.port import AddStatus
 from tests.unit.fakes import RecordingMetrics
 from tests.unit.test_group_commit import GatedRepository, event
 

@@ -7,8 +7,8 @@ import io
 import orjson
 import structlog
 
-from app import logging_config
-from app.logging_config import LineLog, LineWriter, configure_logging, get_logger
+from app.observability import logs as logging_config
+from app.observability.logs import LineLog, LineWriter, configure_logging, get_logger
 
 
 def lines_of(run: object) -> list[dict[str, object]]:
