@@ -54,12 +54,19 @@ def public_url(database_url: str) -> str:
     return str(_analysis("analysis.presentation").public_url(database_url))
 
 
-def count_events(database_url: str) -> int:
-    """Events in the store, read through the analysis package (read-only, never creates a file)."""
+def has_events(database_url: str) -> bool:
+    """Whether the store holds any event, asked of the store itself through the analysis package's
+    read-only connection (no engine load, no scan: the first row answers)."""
     analysis = _analysis()
     try:
         with analysis.connect(database_url) as db:
-            return int(db.row(db.sql.overview).get("events") or 0)
+            cursor = db.connection.cursor()
+            try:
+                cursor.execute("SELECT EXISTS (SELECT 1 FROM events)")
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+            return bool(row and row[0])
     except (analysis.DatabaseNotFound, analysis.UnsupportedDatabaseUrl) as exc:
         raise NothingToReport(str(exc)) from exc
     except Exception as exc:  # the driver's own errors (server down, no such table): one line, not a traceback
@@ -148,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
               f"{INSTALL_HINT}", file=sys.stderr)  # fmt: skip
         return 2
     try:
-        if count_events(args.database_url) == 0:
+        if not has_events(args.database_url):
             raise NothingToReport(f"{public_url(args.database_url)} holds no events yet")
     except NothingToReport as exc:
         print(f"report: nothing to report, no report written: {exc}", file=sys.stderr)
