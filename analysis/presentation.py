@@ -161,8 +161,15 @@ def package_version(root: Path | None = None) -> str:
         return "unknown"
 
 
-def header_html(database_url: str, overview: Mapping[str, Any], generated_at: datetime, version: str) -> str:
-    """The report's provenance: which database, how many events over what time, when, by which version."""
+def header_html(
+    database_url: str,
+    overview: Mapping[str, Any],
+    generated_at: datetime,
+    version: str,
+    simulated_share: float | None = None,
+) -> str:
+    """The report's provenance: which database, how many events over what time, when, by which version,
+    and how much of it the simulator wrote (events marked simulated: true), if any."""
     first, last = overview.get("first_timestamp"), overview.get("last_timestamp")
     fields = [
         ("Database", public_url(database_url)),
@@ -171,8 +178,19 @@ def header_html(database_url: str, overview: Mapping[str, Any], generated_at: da
         ("Generated at", when(generated_at)),
         ("Package version", f"telemetry-mini-service {version}"),
     ]
+    if simulated_share:
+        fields.append(("Simulated events", f"{percent(simulated_share)} (metadata simulated: true)"))
     items = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in fields)
     return f'<dl class="report-header">{items}</dl>'
+
+
+def simulated_share(frequencies: pd.DataFrame) -> float:
+    """Share of the sampled events the simulator marked (metadata simulated: true), from key_frequencies."""
+    sampled = frequencies.attrs.get("sampled_events", 0) if len(frequencies) else 0
+    if not sampled:
+        return 0.0
+    marked = frequencies[(frequencies["key"] == "simulated") & (frequencies["type"] == "true")]
+    return float(marked["events"].sum() / sampled)
 
 
 def size_warning(events: int, span_days: float) -> str | None:

@@ -147,6 +147,7 @@ def test_the_header_names_database_event_count_time_range_generation_time_and_ve
     assert re.fullmatch(r"2026-01-05 \d\d:\d\d UTC to 2026-01-21 \d\d:\d\d UTC", page.header["Time range"])
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", page.header["Generated at"])
     assert page.header["Package version"] == "telemetry-mini-service 0.1.0"
+    assert page.header["Simulated events"] == "100.0 % (metadata simulated: true)"  # simulate marks its events
     assert page.plain.index("Package version") < page.plain.index("Summary")
 
 
@@ -259,7 +260,7 @@ def test_a_missing_analysis_dependency_names_the_install_command(tmp_path: Path)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "report: the analysis dependencies are not installed (no module 'nbformat'); install them with "
-        "make analysis-deps (or: pip install -r requirements-analysis.txt)"
+        "make analysis-deps"
     ]
 
 
