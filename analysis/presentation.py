@@ -70,6 +70,27 @@ def when(moment: Any) -> str:
     return f"{stamp:%Y-%m-%d %H:%M} UTC"
 
 
+def duration(seconds: Any) -> str:
+    """A length of time in the unit a reader thinks in: '45 s', '4.2 min', '3.1 h', '1.2 days'."""
+    if _missing(seconds):
+        return MISSING
+    value = float(seconds)
+    if value < 1:
+        return "< 1 s"
+    for limit, unit, size in ((60, "s", 1), (3600, "min", 60), (86400, "h", 3600)):
+        if value < limit:
+            return f"{value / size:.0f} {unit}" if unit == "s" else f"{value / size:.1f} {unit}"
+    return f"{value / 86400:.1f} days"
+
+
+def change(current: Any, previous: Any) -> str:
+    """The relative change from the period before: '+12.5 %', '-3.0 %'; a dash when there is none."""
+    if _missing(current) or _missing(previous) or not float(previous):
+        return MISSING
+    ratio = float(current) / float(previous) - 1
+    return f"{'+' if ratio >= 0 else '-'}{abs(100 * ratio):.1f} %"
+
+
 def day(moment: Any) -> str:
     """A calendar day: '2026-01-05'."""
     return MISSING if _missing(moment) else f"{pd.Timestamp(moment):%Y-%m-%d}"

@@ -161,3 +161,25 @@ def test_heatmap_text_is_light_on_dark_cells_and_dark_on_light_ones(cmap: str) -
 def test_axis_labels_carry_the_unit_a_metadata_key_names() -> None:
     assert value_label("duration_ms") == "duration (milliseconds)"
     assert value_label("amount") == "amount (in each event's own currency)"
+
+
+def test_durations_are_written_in_the_unit_a_reader_thinks_in() -> None:
+    from analysis.presentation import duration
+
+    assert [duration(s) for s in (0.2, 29.7, 250, 3 * 3600 + 360, 106_832)] == [
+        "< 1 s",
+        "30 s",
+        "4.2 min",
+        "3.1 h",
+        "1.2 days",
+    ]
+    assert duration(float("nan")) == "–"
+
+
+def test_a_change_from_the_period_before_is_signed_and_missing_without_one() -> None:
+    from analysis.presentation import change
+
+    assert change(1125, 1000) == "+12.5 %"
+    assert change(970, 1000) == "-3.0 %"
+    assert change(5, float("nan")) == "–"
+    assert change(5, 0) == "–"
