@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from app.api import events, export, operations
 from app.api.compat import posthog as posthog_compat
 from app.api.compat import segment as segment_compat
+from app.api.compat.inflate import BodyDecoder
 from app.api.docs import install_offline_docs
 from app.api.guards import event_limits, install_guards
 from app.api.middleware import RequestContextMiddleware
@@ -46,11 +47,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             repository, metrics, max_queue=settings.write_queue_max, max_batch=settings.commit_batch_max
         )
         app.state.writer = writer
+        # One per process: the memory budget is shared by every connection.
+        body_decoder = BodyDecoder(settings.sdk_decode_budget_bytes)
+        app.state.body_decoder = body_decoder
         app.state.service = EventService(writer, repository, metrics, log, limits=event_limits(settings))
         log.info("service_started", database=settings.database_url.split("://", 1)[0])
         try:
             yield
         finally:
+            body_decoder.close()
             drained = writer.close(settings.shutdown_timeout_s)
             repository.close()
             log.info("service_stopped", drained=drained)
