@@ -108,3 +108,14 @@ def annotate_cells(
         if not np.isnan(value):
             colour = cell_text_colour(image, float(value))
             ax.text(column, row, text(float(value)), ha="center", va="center", fontsize=fontsize, color=colour)
+
+
+def date_ticks(ax: Axes, moments: Sequence[Any], most: int = 8) -> None:
+    """Ticks on the given days (every n-th one if there are more than `most`), labelled 2026-01-05: a
+    weekly chart's ticks then fall on its week starts instead of matplotlib's own dates."""
+    stamps = [pd.Timestamp(m) for m in moments]
+    if not stamps:
+        return
+    step = -(-len(stamps) // most)
+    chosen = stamps[::step]
+    ax.set_xticks(chosen, [f"{s:%Y-%m-%d}" for s in chosen])

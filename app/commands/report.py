@@ -18,7 +18,10 @@ NOTEBOOK = ROOT / "notebooks" / "telemetry_analysis.ipynb"
 TEMPLATES = ROOT / "notebooks" / "report_template"
 KERNEL = "python3"  # the kernel of the Python running this command (ipykernel installed beside it)
 # What executing and exporting the notebook imports; none of it is needed to serve, so `make run` lacks it.
-ANALYSIS_MODULES = ("nbformat", "nbclient", "nbconvert", "ipykernel", "numpy", "pandas", "matplotlib")
+ANALYSIS_MODULES = (
+    "nbformat", "nbclient", "nbconvert", "ipykernel", "numpy", "pandas", "matplotlib",
+    "duckdb", "pyarrow", "adbc_driver_manager", "adbc_driver_sqlite", "adbc_driver_postgresql",
+)  # fmt: skip
 INSTALL_HINT = "make analysis-deps"  # the Makefile target that installs requirements-analysis.txt
 # Cells with these tags open the exported report, in this order: provenance, then the findings.
 LEADING_TAGS = ("header", "summary")

@@ -160,7 +160,7 @@ def test_tables_show_percentages_and_no_nan_index_or_utc_offset(page: ReportPage
         assert all(text for _, text in header), header  # a pandas index leaves an empty corner cell
         assert all(tag == "td" for row in table[1:] for tag, _ in row)  # no row labels in <th>: no index
         for i, (_, name) in enumerate(header):
-            if "share" in name or "conversion" in name or name.startswith("week "):
+            if "share" in name or "conversion" in name or re.fullmatch(r"week \d+", name):
                 values = [row[i][1] for row in table[1:] if len(row) > i]
                 assert all(re.fullmatch(r"-?\d+\.\d %|–", v) for v in values), (name, values)
     assert "+00:00" not in page.plain
@@ -182,12 +182,25 @@ def test_the_partial_last_week_is_shaded_and_said_to_be_partial(page: ReportPage
     assert "Hatched: the week from 2026-01-19 is only partly covered" in text
 
 
-def test_every_chart_has_its_title_as_alternative_text(page: ReportPage) -> None:
+def test_every_question_is_drawn_and_every_chart_has_its_title_as_alternative_text(page: ReportPage) -> None:
     assert len(page.images) >= 10
     alts = [image.get("alt", "") for image in page.images]
     assert all(alts), alts
-    assert "Ordered funnel: users reaching each step" in alts
-    assert "Share of each weekly cohort active again" in alts
+    for question in (
+        "Events per calendar week, top actions",  # trends, with the week before beside them in a table
+        "Purchase amount per calendar week, each currency apart",
+        "Users viewing pages per week, by device (top 3 devices, the rest as other)",  # filter + breakdown
+        "Active users: daily, rolling 7-day and rolling 30-day",
+        "Ordered funnel: users reaching each step within 14 days",
+        "Conversion signup → purchase by entry-week cohort",
+        "Share of entering users who reach each step, by source",
+        "Share of each weekly cohort active again",
+        "Retention curve: share of users active again, complete periods only",
+        "Lifecycle: new, returning, resurrecting and dormant users per week",
+        "Stickiness: users by number of active days in the week",
+        "Session length · Events per session (up to 30)",
+    ):
+        assert question in alts, question
 
 
 def test_report_renders_in_headless_chromium_with_titled_images_and_no_nan(
