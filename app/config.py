@@ -68,10 +68,11 @@ class Settings(BaseSettings):
         default=10_000, ge=1, description="Events waiting for commit before ingestion answers 503."
     )
     commit_batch_max: int = Field(default=2000, ge=1, description="Most events one group commit writes.")
-    sqlite_writer_process: bool = Field(
-        default=True,
-        description="SQLite under `serve`: group commits run in one writer process shared by every worker"
-        " (another core, out of the workers' GIL). False: a writer thread in each worker.",
+    sqlite_writer_process: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="SQLite under `serve`: on: group commits run in one writer process shared by every worker"
+        " (another core, out of the workers' GIL); off: a writer thread in each worker; auto: on with"
+        " --workers 2 or more (docs/benchmarks.md: with one worker it cost single POSTs on a busy 2-core host).",
     )
     writer_socket: str | None = Field(
         default=None,

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         "server_header": False,
         "timeout_keep_alive": settings.http_keep_alive_timeout_s,
     }
-    writer = _start_writer_process(settings)
+    writer = _start_writer_process(settings, args.workers)
     try:
         config = ServeConfig(
             "app.main:app",
@@ -75,9 +75,10 @@ def run(args: argparse.Namespace) -> int:
             writer.stop(settings.shutdown_timeout_s)
 
 
-def _start_writer_process(settings: Any) -> Any:
+def _start_writer_process(settings: Any, workers: int) -> Any:
     """One writer process per SQLite database, whatever the number of workers; its socket goes to them."""
-    if not (settings.sqlite_writer_process and settings.database_url.startswith("sqlite:")):
+    wanted = settings.sqlite_writer_process == "on" or (settings.sqlite_writer_process == "auto" and workers > 1)
+    if not (wanted and settings.database_url.startswith("sqlite:")):
         return None
     from app.observability.logs import get_logger
     from app.repository.writer_process import WriterSupervisor

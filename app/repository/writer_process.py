@@ -34,6 +34,7 @@ from app.repository.group_commit import GroupCommitWriter, WriteQueueFull, Write
 from app.repository.port import StorageUnavailable
 
 MODULE = "app.commands.writer"  # the writer process's entry point
+_DEPTH_INTERVAL_S = 0.05
 
 
 class ReportedCommits:
@@ -101,15 +102,23 @@ class WriterServer:
 
     def _push_depth(self) -> None:
         """Send the latest queue depth to the oldest connection whenever it changes (or that connection does)."""
+        told: tuple[socket.socket, int] | None = None
         while not self._closed:
             self._commits.depth_changed.wait(1.0)
             self._commits.depth_changed.clear()
             with self._lock:
                 first = next(iter(self._connections.items()), None)
-            if first is not None:
-                conn, send_lock = first
-                with send_lock, contextlib.suppress(OSError):
-                    conn.sendall(wire.depth(self._commits.depth))
+            if first is None:
+                continue
+            conn, send_lock = first
+            depth = self._commits.depth
+            if told == (conn, depth):
+                continue
+            with send_lock, contextlib.suppress(OSError):
+                conn.sendall(wire.depth(depth))
+            told = (conn, depth)
+            # A gauge, scraped every few seconds: at most this many updates a second, not two per request.
+            time.sleep(_DEPTH_INTERVAL_S)
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
