@@ -12,15 +12,27 @@ import pytest
 
 from app.config import Settings
 from app.main import create_app
+from app.observability import gc_tuning
 from app.observability.gc_tuning import GEN0_THRESHOLD, freeze_startup_heap
 
 
 @pytest.fixture
-def restored_gc() -> Iterator[None]:
+def restored_gc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     threshold = gc.get_threshold()
+    monkeypatch.setattr(gc_tuning, "_frozen", False)
     yield
     gc.unfreeze()
     gc.set_threshold(*threshold)
+
+
+def test_a_process_freezes_once(restored_gc: None) -> None:
+    gc.unfreeze()
+    freeze_startup_heap()
+    frozen = gc.get_freeze_count()
+    junk = [[i] for i in range(1000)]
+    freeze_startup_heap()
+    assert gc.get_freeze_count() == frozen
+    del junk
 
 
 def test_freezing_the_startup_heap_hides_it_from_the_collector_and_raises_gen0(restored_gc: None) -> None:
