@@ -127,13 +127,23 @@ def test_auto_runs_no_writer_process_for_one_worker_and_off_none_for_two(start_s
     one = start_server()
     assert writer_pids(one) == []
     assert one.client.post("/v1/events", json={"user_id": "u", "action": "a", "source": "s"}).status_code == 201
-    one.terminate()
+    assert one.terminate() == 0
     two = start_server(env={"TELEMETRY_SQLITE_WRITER_PROCESS": "off"}, extra_args=["--workers", "2"])
-    assert writer_pids(two) == []
+    try:
+        assert writer_pids(two) == []
+    finally:
+        assert two.terminate() == 0  # SIGTERM: the workers stop with it (a kill would leave them behind)
 
 
 def test_two_workers_share_one_writer_process_whose_commits_reach_metrics_once(start_server: StartServer) -> None:
     server = start_server(extra_args=["--workers", "2"])  # auto: a writer process with two workers
+    try:
+        check_one_shared_writer(server)
+    finally:
+        assert server.terminate() == 0  # SIGTERM: the workers stop with it (a kill would leave them behind)
+
+
+def check_one_shared_writer(server: ServerProcess) -> None:
     assert len(writer_pids(server)) == 1
     sent = 0
     for n in range(40):
@@ -151,4 +161,3 @@ def test_two_workers_share_one_writer_process_whose_commits_reach_metrics_once(s
     assert 1 <= total(metrics, "telemetry_commit_batch_size_count") <= 40
     # The depth is pushed by the writer (a few times a second at most): it settles at an empty queue.
     wait_for(lambda: total(server.client.get("/metrics").text, "telemetry_write_queue_depth") == 0, 5, "depth")
-    assert server.terminate() == 0
