@@ -34,7 +34,10 @@ def test_submit_refuses_at_once_when_full_or_closed_and_a_failing_callback_does_
     repo = GatedRepository()
     writer = GroupCommitWriter(repo, RecordingMetrics(), max_queue=2)
 
-    def explode(_outcome: Any) -> None:
+    delivered: queue.Queue[Any] = queue.Queue()
+
+    def explode(outcome: Any) -> None:
+        delivered.put(outcome)
         raise RuntimeError("the receiver broke")
 
     writer.submit([event()], explode)
@@ -43,6 +46,8 @@ def test_submit_refuses_at_once_when_full_or_closed_and_a_failing_callback_does_
     with pytest.raises(WriteQueueFull):
         writer.submit([event()], explode)
     repo.gate.set()
+    for _ in range(2):  # both accepted requests answered (to a receiver that raised each time)
+        assert delivered.get(timeout=5)[0].status is AddStatus.ACCEPTED
     later: queue.Queue[Any] = queue.Queue()
     writer.submit([event()], later.put)
     assert later.get(timeout=5)[0].status is AddStatus.ACCEPTED  # still writing after two failed callbacks
