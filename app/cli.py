@@ -86,9 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     hash_key.add_argument("key", nargs="?", help="the key; '-' reads it from stdin; none: make a new random key")
     hash_key.set_defaults(handler=_hash_key)
 
-    from app.commands import export, report, simulate
+    from app.commands import export, import_events, report, simulate
 
-    for command in (simulate, report, export):
+    for command in (simulate, report, export, import_events):
         command.register(commands)
     return parser
 

@@ -64,6 +64,9 @@ class EventDraft:
     event_id: UUID | None = None
     timestamp: datetime | None = None
     sent_at: datetime | None = None
+    # Set only by an import of events this or another store recorded: their original server time is kept,
+    # so export -> import -> export gives the same bytes. Clients never set it (the API has no such field).
+    received_at: datetime | None = None
 
 
 def _resend_as_duplicate(result: AddResult) -> AddResult:
@@ -115,7 +118,7 @@ class EventService:
             source=draft.source,
             timestamp=draft.timestamp or received_at,
             metadata=draft.metadata,
-            received_at=received_at,
+            received_at=draft.received_at or received_at,
             sent_at=draft.sent_at,
         )
         check_event(event, self._limits)
