@@ -86,9 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     hash_key.add_argument("key", nargs="?", help="the key; '-' reads it from stdin; none: make a new random key")
     hash_key.set_defaults(handler=_hash_key)
 
-    from app.commands import export, import_events, report, simulate
+    from app.commands import erase, export, import_events, report, retention, simulate
 
-    for command in (simulate, report, export, import_events):
+    for command in (simulate, report, export, import_events, erase, retention):
         command.register(commands)
     return parser
 

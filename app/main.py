@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api import events, export, operations
+from app.api import erasures, events, export, operations
 from app.api.compat import posthog as posthog_compat
 from app.api.compat import segment as segment_compat
 from app.api.docs import install_offline_docs
@@ -20,7 +20,9 @@ from app.observability.metrics import PrometheusMetrics
 from app.observability.tracing import install_tracing
 from app.repository import open_repository
 from app.repository.group_commit import GroupCommitWriter
+from app.services.erasure import Suppressions
 from app.services.event_service import EventService
+from app.services.retention import LifecycleTask, Retention
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -45,12 +47,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         writer = GroupCommitWriter(
             repository, metrics, max_queue=settings.write_queue_max, max_batch=settings.commit_batch_max
         )
+        suppressions = Suppressions(repository.suppressed_users)
+        suppressions.refresh()
+        retention = None
+        if settings.retention_days is not None:
+            days, chunk = settings.retention_days, settings.retention_chunk_rows
+            retention = Retention(repository, days, metrics, chunk_rows=chunk)
+        lifecycle = LifecycleTask(
+            retention, settings.retention_interval_s, suppressions.refresh, settings.suppression_refresh_s, log
+        )
         app.state.writer = writer
-        app.state.service = EventService(writer, repository, metrics, log, limits=event_limits(settings))
+        app.state.repository = repository
+        app.state.suppressions = suppressions
+        app.state.service = EventService(
+            writer, repository, metrics, log, limits=event_limits(settings), suppressions=suppressions
+        )
         log.info("service_started", database=settings.database_url.split("://", 1)[0])
         try:
             yield
         finally:
+            lifecycle.close()
             drained = writer.close(settings.shutdown_timeout_s)
             repository.close()
             log.info("service_stopped", drained=drained)
@@ -63,11 +79,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = metrics
+    app.state.log = log
     install_problem_handlers(app)
     install_offline_docs(app)
     app.include_router(export.router)  # before events: /v1/events/export is not an /v1/events/{event_id}
     app.include_router(events.router)
     app.include_router(operations.router)
+    app.include_router(erasures.router)
     app.include_router(segment_compat.router)
     app.include_router(posthog_compat.router)
     install_guards(app, settings, metrics, log)  # body limit, strict JSON, keys, rate limit, CORS

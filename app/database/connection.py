@@ -56,6 +56,35 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events
     BEGIN SELECT RAISE(ABORT, 'events are immutable: DELETE refused'); END;
     """,
+    # v2: removal by retention and per-user erasure. A DELETE passes only while a removal marker row exists,
+    # which the removal path inserts and deletes again inside its own transaction: no other connection ever
+    # sees it, so any other DELETE is still refused. Erasures are recorded append-only, by digest.
+    """
+    CREATE TABLE removal_marker (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        purpose TEXT NOT NULL CHECK (purpose IN ('erasure', 'retention'))
+    );
+    DROP TRIGGER events_refuse_delete;
+    CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events
+    WHEN NOT EXISTS (SELECT 1 FROM removal_marker)
+    BEGIN SELECT RAISE(ABORT, 'events are immutable: DELETE refused'); END;
+    CREATE TABLE erasures (
+        seq            INTEGER PRIMARY KEY,
+        erased_at      TEXT NOT NULL,            -- UTC, the events' fixed-width format
+        user_id_sha256 TEXT NOT NULL,            -- hex SHA-256 of the user_id, never the id itself
+        events_removed INTEGER NOT NULL,
+        key_name       TEXT NOT NULL,            -- the API key that asked, or 'cli'
+        suppressed     INTEGER NOT NULL          -- 1: later events of this user are refused
+    );
+    CREATE TRIGGER erasures_refuse_update BEFORE UPDATE ON erasures
+    BEGIN SELECT RAISE(ABORT, 'erasures are append-only: UPDATE refused'); END;
+    CREATE TRIGGER erasures_refuse_delete BEFORE DELETE ON erasures
+    BEGIN SELECT RAISE(ABORT, 'erasures are append-only: DELETE refused'); END;
+    CREATE TABLE suppressed_users (
+        user_id_sha256 TEXT PRIMARY KEY,
+        since          TEXT NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

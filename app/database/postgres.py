@@ -46,6 +46,83 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER events_refuse_truncate BEFORE TRUNCATE ON events
         FOR EACH STATEMENT EXECUTE FUNCTION events_refuse_change();
     """,
+    # v2: removal by retention and per-user erasure. DELETE on events passes only in a transaction that holds
+    # a removal_marker row (inserted and deleted again before commit, so no other transaction ever sees it),
+    # and only two SECURITY DEFINER functions write that table: a role with SELECT and INSERT on events can
+    # erase through them, and nothing else. Erasures are recorded append-only, by digest.
+    """
+    CREATE TABLE removal_marker (
+        txid    bigint PRIMARY KEY,
+        purpose text NOT NULL CHECK (purpose IN ('erasure', 'retention'))
+    );
+    REVOKE ALL ON removal_marker FROM PUBLIC;
+    CREATE TABLE erasures (
+        seq            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        erased_at      timestamptz NOT NULL,
+        user_id_sha256 text NOT NULL,             -- hex SHA-256 of the user_id, never the id itself
+        events_removed bigint NOT NULL,
+        key_name       text NOT NULL,             -- the API key that asked, or 'cli'
+        suppressed     boolean NOT NULL           -- later events of this user are refused
+    );
+    CREATE TABLE suppressed_users (
+        user_id_sha256 text PRIMARY KEY,
+        since          timestamptz NOT NULL
+    );
+    CREATE FUNCTION erasures_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'erasures are append-only: % refused', TG_OP
+            USING ERRCODE = 'integrity_constraint_violation';
+    END
+    $$;
+    CREATE TRIGGER erasures_refuse_update_delete BEFORE UPDATE OR DELETE OR TRUNCATE ON erasures
+        FOR EACH STATEMENT EXECUTE FUNCTION erasures_refuse_change();
+    CREATE FUNCTION events_guard_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF EXISTS (SELECT 1 FROM removal_marker WHERE txid = txid_current()) THEN
+            RETURN NULL;
+        END IF;
+        RAISE EXCEPTION 'events are immutable: DELETE refused'
+            USING ERRCODE = 'integrity_constraint_violation';
+    END
+    $$;
+    DROP TRIGGER events_refuse_update_delete ON events;
+    CREATE TRIGGER events_refuse_update BEFORE UPDATE ON events
+        FOR EACH ROW EXECUTE FUNCTION events_refuse_change();
+    CREATE TRIGGER events_guard_delete BEFORE DELETE ON events
+        FOR EACH STATEMENT EXECUTE FUNCTION events_guard_delete();
+    CREATE FUNCTION telemetry_erase_user(p_user_id text, p_key_name text, p_suppress boolean, p_at timestamptz)
+        RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+    DECLARE
+        removed bigint;
+        digest text := encode(sha256(convert_to(p_user_id, 'UTF8')), 'hex');
+    BEGIN
+        INSERT INTO removal_marker (txid, purpose) VALUES (txid_current(), 'erasure');
+        DELETE FROM events WHERE user_id = p_user_id;
+        GET DIAGNOSTICS removed = ROW_COUNT;
+        DELETE FROM removal_marker WHERE txid = txid_current();
+        INSERT INTO erasures (erased_at, user_id_sha256, events_removed, key_name, suppressed)
+            VALUES (p_at, digest, removed, p_key_name, p_suppress);
+        IF p_suppress THEN
+            INSERT INTO suppressed_users (user_id_sha256, since) VALUES (digest, p_at) ON CONFLICT DO NOTHING;
+        END IF;
+        RETURN removed;
+    END
+    $$;
+    CREATE FUNCTION telemetry_remove_before(p_cutoff timestamptz, p_max_rows integer)
+        RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+    DECLARE
+        removed bigint;
+    BEGIN
+        INSERT INTO removal_marker (txid, purpose) VALUES (txid_current(), 'retention');
+        DELETE FROM events WHERE event_id IN (
+            SELECT event_id FROM events WHERE "timestamp" < p_cutoff
+            ORDER BY "timestamp", event_id LIMIT p_max_rows FOR UPDATE SKIP LOCKED);
+        GET DIAGNOSTICS removed = ROW_COUNT;
+        DELETE FROM removal_marker WHERE txid = txid_current();
+        RETURN removed;
+    END
+    $$;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

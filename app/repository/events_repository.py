@@ -7,9 +7,11 @@ against each. Raw parameterised SQL over the driver: no ORM writes onto the froz
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -82,6 +84,27 @@ class EventStats:
     by_bucket: list[tuple[datetime, int]]  # bucket start (UTC), count; ordered by time
 
 
+# A stored event as text columns, the export's fast path: (event_id, user_id, action, source, timestamp,
+# received_at, sent_at or None, metadata JSON text), the moments as fixed-width UTC text (to_utc_text).
+EventRow = tuple[str, str, str, str, str, str, str | None, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """One per-user erasure as recorded (append-only): the SHA-256 of the user_id, never the id itself."""
+
+    erased_at: datetime
+    user_id_sha256: str
+    events_removed: int
+    key_name: str  # the API key that asked (or "cli")
+    suppressed: bool  # later events of this user are refused
+
+
+def user_digest(user_id: str) -> str:
+    """How an erased user is named in the store: hex SHA-256 of the UTF-8 user_id."""
+    return hashlib.sha256(user_id.encode()).hexdigest()
+
+
 class EventRepository(Protocol):
     """Where events are kept. Thread-safe: one instance serves the writer thread and the readers."""
 
@@ -101,6 +124,38 @@ class EventRepository(Protocol):
 
     def check_writable(self) -> None:
         """Raise when the store cannot take a write now."""
+        ...
+
+    def iter_rows(self, f: EventFilter, chunk_rows: int) -> Iterator[list[EventRow]]:
+        """Every matching event as text columns, in (timestamp, event_id) order, chunk_rows at a time,
+        from one snapshot: for exports that need no domain object per row."""
+        ...
+
+    # -- removal: the only ways an event leaves the store ----------------------------------------
+
+    def erase_user(self, user_id: str, *, key_name: str, suppress: bool, at: datetime) -> Erasure:
+        """Remove every event of user_id and record the erasure, in one transaction; idempotent (0 the second
+        time). suppress: remember the user's digest so that later events can be refused."""
+        ...
+
+    def erasures(self) -> list[Erasure]:
+        """Every recorded erasure, oldest first."""
+        ...
+
+    def suppressed_users(self) -> frozenset[str]:
+        """Digests (user_digest) of the users whose later events are refused."""
+        ...
+
+    def remove_before(self, cutoff: datetime, max_rows: int) -> int:
+        """Remove at most max_rows of the oldest events with timestamp < cutoff, in one short transaction."""
+        ...
+
+    def count_before(self, cutoff: datetime) -> int: ...
+
+    def oldest_timestamp(self) -> datetime | None: ...
+
+    def retention_lock(self) -> AbstractContextManager[bool]:
+        """Held for a retention pass: True when this process may run it (one replica at a time)."""
         ...
 
     def close(self) -> None: ...
@@ -338,6 +393,43 @@ class SqliteEventRepository:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("ROLLBACK")
 
+    def iter_rows(self, f: EventFilter, chunk_rows: int) -> Iterator[list[EventRow]]:
+        # A connection of the export's own: a streamed response pulls chunks from changing threads, and the
+        # read transaction (one snapshot) must not be shared with other requests on a per-thread connection.
+        where, params = _where(f)
+        conn = connect(self.path, read_only=True, busy_timeout_ms=self._busy_timeout_ms)
+        try:
+            conn.execute("BEGIN")
+            cursor = conn.execute(f"SELECT {_COLUMNS} FROM events{where} ORDER BY timestamp, event_id", params)
+            while rows := cursor.fetchmany(chunk_rows):
+                yield rows
+        finally:
+            conn.close()
+
+    def erase_user(self, user_id: str, *, key_name: str, suppress: bool, at: datetime) -> Erasure:
+        return removal.erase_user(
+            self._connection(), self._begin_write, user_id, key_name=key_name, suppress=suppress, at=at
+        )
+
+    def erasures(self) -> list[Erasure]:
+        return removal.erasures(self._connection())
+
+    def suppressed_users(self) -> frozenset[str]:
+        return removal.suppressed_users(self._connection())
+
+    def remove_before(self, cutoff: datetime, max_rows: int) -> int:
+        return removal.remove_before(self._connection(), self._begin_write, cutoff, max_rows)
+
+    def count_before(self, cutoff: datetime) -> int:
+        return removal.count_before(self._connection(), cutoff)
+
+    def oldest_timestamp(self) -> datetime | None:
+        return removal.oldest_timestamp(self._connection())
+
+    def retention_lock(self) -> AbstractContextManager[bool]:
+        # One writer at a time already: passes of two processes on one file take turns chunk by chunk.
+        return contextlib.nullcontext(True)
+
     def checkpoint(self, mode: Literal["PASSIVE", "TRUNCATE"] = "PASSIVE") -> None:
         self._connection().execute(f"PRAGMA wal_checkpoint({mode})")
 
@@ -360,6 +452,8 @@ class SqliteEventRepository:
             self._connections.clear()
         self._local = threading.local()
 
+
+from app.repository import sqlite_removal as removal  # noqa: E402  (it imports this module's types)
 
 _LOCK_ATTEMPTS = 4
 _WRITE_CACHE_KIB = 64 * 1024

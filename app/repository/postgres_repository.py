@@ -7,6 +7,7 @@ Thread-safe: calls borrow a connection from a pool, so one instance serves the w
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 import uuid
@@ -25,12 +26,15 @@ from app.repository.events_repository import (
     AddResult,
     AddStatus,
     Cursor,
+    Erasure,
     EventFilter,
     EventPage,
     EventQuery,
+    EventRow,
     EventStats,
     StatsQuery,
     classify_existing,
+    user_digest,
 )
 from app.repository.group_commit import StorageUnavailable
 
@@ -287,8 +291,101 @@ class PostgresEventRepository:
         if not may_insert:
             raise DatabaseUnavailable("this database user may not INSERT into events")
 
+    def iter_rows(self, f: EventFilter, chunk_rows: int) -> Iterator[list[EventRow]]:
+        """Text columns from a server-side cursor over one snapshot, formatted by the server as SQLite stores them."""
+        where, params = _where(f)
+        sql = f'SELECT {_TEXT_COLUMNS} FROM events{where} ORDER BY "timestamp", event_id'
+        self._fail_fast()
+        try:
+            with (
+                self._pool.connection() as conn,
+                conn.transaction(),
+                conn.cursor(name=f"rows_{uuid.uuid4().hex}") as cursor,
+            ):
+                cursor.itersize = chunk_rows
+                cursor.execute(sql, params)
+                while rows := cursor.fetchmany(chunk_rows):
+                    yield rows  # type: ignore[misc]
+        except psycopg.OperationalError as exc:
+            raise self._mark_down(exc) from exc
+
+    # -- removal: only through the SECURITY DEFINER functions of the schema ---------------------
+
+    def erase_user(self, user_id: str, *, key_name: str, suppress: bool, at: datetime) -> Erasure:
+        def work(conn: Connection) -> int:
+            row = conn.execute(
+                "SELECT telemetry_erase_user(%s, %s, %s, %s)", (user_id, key_name, suppress, at)
+            ).fetchone()
+            assert row is not None
+            return int(row[0])
+
+        removed = self._run(work) if "\x00" not in user_id else 0  # text cannot hold NUL: no such user
+        return Erasure(at.astimezone(UTC), user_digest(user_id), removed, key_name, suppress)
+
+    def erasures(self) -> list[Erasure]:
+        sql = "SELECT erased_at, user_id_sha256, events_removed, key_name, suppressed FROM erasures ORDER BY seq"
+        rows: list[tuple[Any, ...]] = self._run(lambda conn: conn.execute(sql).fetchall())
+        return [Erasure(r[0].astimezone(UTC), r[1], int(r[2]), r[3], bool(r[4])) for r in rows]
+
+    def suppressed_users(self) -> frozenset[str]:
+        rows: list[tuple[Any, ...]] = self._run(
+            lambda conn: conn.execute("SELECT user_id_sha256 FROM suppressed_users").fetchall()
+        )
+        return frozenset(r[0] for r in rows)
+
+    def remove_before(self, cutoff: datetime, max_rows: int) -> int:
+        def work(conn: Connection) -> int:
+            row = conn.execute("SELECT telemetry_remove_before(%s, %s)", (cutoff, max_rows)).fetchone()
+            assert row is not None
+            return int(row[0])
+
+        return self._run(work)
+
+    def count_before(self, cutoff: datetime) -> int:
+        sql = 'SELECT count(*) FROM events WHERE "timestamp" < %s'
+        row: tuple[Any, ...] | None = self._run(lambda conn: conn.execute(sql, (cutoff,)).fetchone())
+        return int(row[0]) if row else 0
+
+    def oldest_timestamp(self) -> datetime | None:
+        sql = 'SELECT min("timestamp") FROM events'
+        row: tuple[Any, ...] | None = self._run(lambda conn: conn.execute(sql).fetchone())
+        return row[0].astimezone(UTC) if row and row[0] is not None else None
+
+    @contextlib.contextmanager
+    def retention_lock(self) -> Iterator[bool]:
+        """A session advisory lock held on one pooled connection for the pass: one replica runs it at a time."""
+        self._fail_fast()
+        try:
+            with self._pool.connection() as conn:
+                row = conn.execute(_RETENTION_LOCK).fetchone()
+                conn.commit()
+                held = bool(row and row[0])
+                try:
+                    yield held
+                finally:
+                    if held:
+                        conn.execute(_RETENTION_UNLOCK)
+                        conn.commit()
+        except psycopg.OperationalError as exc:
+            raise self._mark_down(exc) from exc
+
     def close(self) -> None:
         self._pool.close()
+
+
+_UTC_TEXT = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+_TEXT_COLUMNS = ", ".join(
+    [
+        "event_id::text, user_id, action, source",
+        _UTC_TEXT.format('"timestamp"'),
+        _UTC_TEXT.format("received_at"),
+        _UTC_TEXT.format("sent_at"),
+        "metadata_text",
+    ]
+)
+# Salted with the schema like the migration lock: each schema (each test, each deployment) has its own.
+_RETENTION_LOCK = "SELECT pg_try_advisory_lock(hashtext('telemetry-retention:' || current_schema()))"
+_RETENTION_UNLOCK = "SELECT pg_advisory_unlock(hashtext('telemetry-retention:' || current_schema()))"
 
 
 def _migrate_when_reachable(url: str, connect_timeout_s: float, startup_timeout_s: float) -> None:

@@ -20,9 +20,11 @@ from app.repository.events_repository import (
     EventPage,
     EventQuery,
     EventRepository,
+    EventRow,
     EventStats,
     StatsQuery,
 )
+from app.services.erasure import Suppressions, UserErased
 from app.services.event_limits import EventLimits, check_event
 
 
@@ -97,6 +99,7 @@ class EventService:
         clock: Callable[[], datetime] = _utc_now,
         new_id: Callable[[], UUID] = _new_id,
         limits: EventLimits | None = None,
+        suppressions: Suppressions | None = None,
     ) -> None:
         self._writer = writer
         self._repository = repository
@@ -105,6 +108,7 @@ class EventService:
         self._clock = clock
         self._new_id = new_id
         self._limits = limits or EventLimits()
+        self._suppressions = suppressions
 
     def now(self) -> datetime:
         return self._clock()
@@ -122,6 +126,8 @@ class EventService:
             sent_at=draft.sent_at,
         )
         check_event(event, self._limits)
+        if self._suppressions is not None and self._suppressions.refuses(event.user_id):
+            raise UserErased
         return event
 
     async def record_event(self, draft: EventDraft) -> AddResult:
@@ -206,6 +212,10 @@ class EventService:
     def export_events(self, event_filter: EventFilter) -> Iterator[UserActionEvent]:
         """Every matching event in (timestamp, event_id) order, a page at a time: no cap, constant memory."""
         return self._repository.iter_events(EventQuery(event_filter, limit=1000))
+
+    def export_rows(self, event_filter: EventFilter, chunk_rows: int) -> Iterator[list[EventRow]]:
+        """The same events as text columns, chunk_rows at a time (columnar exports: no object per event)."""
+        return self._repository.iter_rows(event_filter, chunk_rows)
 
     def stats(self, query: StatsQuery) -> EventStats:
         return self._repository.stats(query)

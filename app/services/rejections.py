@@ -24,6 +24,7 @@ REJECTION_REASONS = MappingProxyType(
         "timestamp_too_old": "422: timestamp or sent_at before timestamp_min",
         "timestamp_out_of_range": "422: a timestamp that does not exist in UTC (e.g. year 1 with a positive offset)",
         "conflict": "409: the event_id is stored with another payload",
+        "user_erased": "422: the user was erased with suppression: later events of that user_id are refused",
         "unauthenticated": "401: ingest without a valid API key (keys configured)",
         "forbidden": "403: ingest with a key that lacks the ingest scope",
         "rate_limited": "429: ingest over the key's (or the client address's) rate limit",

@@ -1,0 +1,94 @@
+"""Per-user erasure over HTTP: POST /v1/erasures removes every event of a user, GET /v1/erasures lists the record.
+
+Both need the admin scope. The answer and the record name the user only by the SHA-256 of the user_id.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from app.api.events import ACCESS_PROBLEMS, BODY_PROBLEMS
+from app.api.schemas import JsonBody, UserId
+from app.api.security import ApiKey, require_scope
+from app.api.strict_json import JsonRoute
+from app.models import to_utc_text
+from app.repository.events_repository import Erasure, EventRepository
+from app.services.erasure import Suppressions, erase_user
+
+router = APIRouter(prefix="/v1", tags=["erasures"], route_class=JsonRoute)
+AdminKey = Annotated[ApiKey, Depends(require_scope("admin"))]
+
+
+class ErasureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: UserId
+    suppress: bool = Field(
+        default=False,
+        description="Also refuse this user's later events (422 user-erased), so an SDK still sending cannot bring"
+        " the data back. Only the SHA-256 of the user_id is kept for it.",
+    )
+
+
+class ErasureOut(BaseModel):
+    erased_at: datetime
+    user_id_sha256: str = Field(description="Hex SHA-256 of the UTF-8 user_id: the id itself is never stored")
+    events_removed: int = Field(description="0 when nothing was left to remove (a repeated erasure)")
+    key_name: str = Field(description="The API key that asked (or 'cli' for python -m app erase)")
+    suppressed: bool
+
+
+class ErasureListOut(BaseModel):
+    erasures: list[ErasureOut]
+
+
+def _json(erasure: Erasure) -> dict[str, object]:
+    return {
+        "erased_at": to_utc_text(erasure.erased_at),
+        "user_id_sha256": erasure.user_id_sha256,
+        "events_removed": erasure.events_removed,
+        "key_name": erasure.key_name,
+        "suppressed": erasure.suppressed,
+    }
+
+
+def _repository(request: Request) -> EventRepository:
+    repository: EventRepository = request.app.state.repository
+    return repository
+
+
+@router.post(
+    "/erasures",
+    summary="Erase every event of one user (admin); idempotent: a second call removes 0",
+    response_model=ErasureOut,
+    responses={**ACCESS_PROBLEMS, **BODY_PROBLEMS},
+)
+def create_erasure(body: ErasureIn, request: Request, key: AdminKey) -> Response:
+    suppressions: Suppressions = request.app.state.suppressions
+    erasure = erase_user(
+        _repository(request), body.user_id, key_name=key.name, suppress=body.suppress, suppressions=suppressions
+    )
+    request.app.state.metrics.user_erased(erasure.events_removed)
+    request.app.state.log.info(
+        "user_erased",
+        user_id_sha256=erasure.user_id_sha256,
+        events_removed=erasure.events_removed,
+        key_name=key.name,
+        suppressed=erasure.suppressed,
+    )
+    return JsonBody(_json(erasure))
+
+
+@router.get(
+    "/erasures",
+    summary="Every erasure carried out, oldest first (admin)",
+    response_model=ErasureListOut,
+    responses=ACCESS_PROBLEMS,
+)
+def list_erasures(request: Request, key: AdminKey) -> Response:
+    return JsonBody({"erasures": [_json(e) for e in _repository(request).erasures()]})
