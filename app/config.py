@@ -49,7 +49,7 @@ def _parse_origins(value: Any) -> Any:
 
 
 class Settings(BaseSettings):
-    """Every knob of the service. The README's settings table lists each with its default."""
+    """Every knob of the service. docs/configuration.md lists each with its default (`make config-doc`)."""
 
     model_config = SettingsConfigDict(env_prefix="TELEMETRY_", extra="ignore", frozen=True)
 
@@ -61,7 +61,9 @@ class Settings(BaseSettings):
         default="FULL",
         description="FULL: an acknowledged event survives power loss. NORMAL: survives a process crash only.",
     )
-    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    sqlite_busy_timeout_ms: int = Field(
+        default=5000, ge=0, description="How long a connection waits for SQLite's write lock held by another process."
+    )
     write_queue_max: int = Field(
         default=10_000, ge=1, description="Events waiting for commit before ingestion answers 503."
     )
@@ -77,7 +79,9 @@ class Settings(BaseSettings):
     metrics_allowed_sources: frozenset[str] | None = Field(
         default=None, description="If set (JSON list), only these sources get their own metric label value."
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Least severe log line written; DEBUG also shows the traceback of a failed start."
+    )
     # Drop-in SDK ingestion (issue 8): Segment- and PostHog-compatible routes.
     segment_source: str | None = Field(
         default=None,

@@ -69,10 +69,22 @@ class EventDraft:
     # Set only by an import of events this or another store recorded: their original server time is kept,
     # so export -> import -> export gives the same bytes. Clients never set it (the API has no such field).
     received_at: datetime | None = None
+    # Fields the client did not send as such but the mapping derived (PostHog's timestamp from `offset`).
+    derived: frozenset[str] = frozenset()
+
+    def unsent_fields(self) -> frozenset[str]:
+        """Fields the server fills in or derives: they differ on every retry, so a retry is not compared on them."""
+        unsent = set(self.derived)
+        if self.timestamp is None:
+            unsent.add("timestamp")
+        if self.sent_at is None:
+            unsent.add("sent_at")
+        return frozenset(unsent)
 
 
-def _resend_as_duplicate(result: AddResult) -> AddResult:
-    if result.status is AddStatus.CONFLICT and tuple(result.conflicting_fields) == ("sent_at",):
+def _as_retry(result: AddResult, unsent: frozenset[str]) -> AddResult:
+    """A conflict only in fields the client did not send is its retry: a DUPLICATE of the copy first stored."""
+    if result.status is AddStatus.CONFLICT and unsent.issuperset(result.conflicting_fields):
         return AddResult(AddStatus.DUPLICATE, result.event)
     return result
 
@@ -132,13 +144,17 @@ class EventService:
 
     async def record_event(self, draft: EventDraft) -> AddResult:
         """Store one event. ACCEPTED or DUPLICATE come back; a conflicting payload raises EventConflict,
-        an event outside the limits InvalidEvent (counted and logged here)."""
+        an event outside the limits InvalidEvent (counted and logged here).
+
+        Only the fields the client sent are compared with a stored copy (EventDraft.unsent_fields): a retry
+        without a timestamp is a DUPLICATE answered with the event as first stored."""
         try:
             event = self.to_event(draft, self._clock())
         except InvalidEvent as exc:
             self.reject(exc.reason, field=exc.field)
             raise
-        (result,) = await self._writer.append([event])
+        (stored,) = await self._writer.append([event])
+        result = _as_retry(stored, draft.unsent_fields())
         self._observe(result)
         if result.status is AddStatus.CONFLICT:
             raise EventConflict(event.event_id, result.conflicting_fields)
@@ -166,11 +182,10 @@ class EventService:
                 refused.append(exc)
         stored = iter(await self._writer.append(events) if events else [])
         outcomes: list[AddResult | InvalidEvent] = []
-        for refusal in refused:
+        resent = frozenset({"sent_at"}) if resend_may_change_sent_at else frozenset()
+        for draft, refusal in zip(drafts, refused, strict=True):
             if refusal is None:
-                result = next(stored)
-                if resend_may_change_sent_at:
-                    result = _resend_as_duplicate(result)
+                result = _as_retry(next(stored), draft.unsent_fields() | resent)
                 self._observe(result)
                 outcomes.append(result)
             else:

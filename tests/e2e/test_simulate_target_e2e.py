@@ -32,6 +32,8 @@ def test_simulated_stream_is_sent_in_batches_and_every_event_is_accepted(
     assert "accepted 3000, rejected 0" in done.stderr
     assert "send to" in done.stderr  # the progress bar
     assert server.client.get("/v1/stats").json()["total"] == 3000
+    page = server.client.get("/v1/events", params={"limit": 500}).json()
+    assert {event["metadata"]["simulated"] for event in page["items"]} == {True}
     # The same stream again: every event is recognised as already stored, none is stored twice.
     again = _send(server.base_url)
     assert "duplicate 3000" in again.stderr

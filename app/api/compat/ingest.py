@@ -16,6 +16,7 @@ from app.api.strict_json import StrictJsonError, parse_strict_json
 from app.json_codec import dump_json
 from app.models import InvalidEvent
 from app.repository.events_repository import AddStatus
+from app.services.event_limits import nests_deeper_than
 from app.services.event_service import EventDraft, EventService
 from app.services.sdk_mapping import Acknowledged, UnmappableMessage
 
@@ -88,6 +89,7 @@ async def ingest_messages(
     id_field: str,
     max_event_bytes: int,
     max_events: int,
+    max_metadata_depth: int,
     too_many_status: int,
     sdk: str,
 ) -> IngestReport:
@@ -99,6 +101,7 @@ async def ingest_messages(
             "batch-too-large",
             f"{len(messages)} messages in one request; the most is {max_events} (TELEMETRY_BATCH_MAX_EVENTS)",
         )
+    _refuse_deep_nesting(service, messages, max_metadata_depth, sdk)
     report = IngestReport(total=len(messages))
     drafts: list[EventDraft] = []
     positions: list[int] = []
@@ -146,6 +149,24 @@ async def ingest_messages(
             )
     report.rejected.sort(key=lambda r: int(r["index"]))
     return report
+
+
+def _refuse_deep_nesting(service: EventService, messages: Sequence[Any], max_depth: int, sdk: str) -> None:
+    """422, as the JSON API answers, for a message whose properties nest past the metadata depth limit.
+
+    Checked before anything walks the message recursively (its size as JSON, the mapping): a message one
+    level above its properties may hold one level more than metadata may.
+    """
+    for index, message in enumerate(messages):
+        if nests_deeper_than(message, max_depth + 1):
+            service.reject("metadata_too_deep", sdk=sdk)
+            raise SdkProblem(
+                422,
+                "invalid-event",
+                f"message #{index}: metadata is nested deeper than {max_depth} levels (TELEMETRY_METADATA_MAX_DEPTH)",
+                reason="metadata_too_deep",
+                index=index,
+            )
 
 
 def report_response(report: IngestReport, success: dict[str, Any]) -> Response:

@@ -99,9 +99,17 @@ def _batch_sent_at(body: Any, request: Request) -> Any:
     if isinstance(body, dict) and body.get("sent_at"):
         return body["sent_at"]
     millis = request.query_params.get("_", "")  # posthog-js: the send time, ms since the epoch
-    if millis.isdigit() and len(millis) <= 15:
+    if not millis:
+        return None
+    try:
+        # isascii: str.isdigit() also takes digits int() refuses, such as '²'.
+        if not (millis.isascii() and millis.isdigit()):
+            raise ValueError(millis)
         return datetime.fromtimestamp(int(millis) / 1000, UTC).isoformat()
-    return None
+    except (ValueError, OverflowError, OSError) as exc:
+        raise SdkProblem(
+            400, "invalid-query", "query parameter `_` must be the send time in milliseconds since 1970 (UTC)"
+        ) from exc
 
 
 async def _capture(request: Request, service: ServiceDep, settings: SettingsDep) -> Response:
@@ -128,6 +136,7 @@ async def _capture(request: Request, service: ServiceDep, settings: SettingsDep)
         id_field="uuid",
         max_event_bytes=MAX_EVENT_BYTES,
         max_events=settings.batch_max_events,
+        max_metadata_depth=settings.metadata_max_depth,
         too_many_status=413,
         sdk="posthog",
     )

@@ -65,6 +65,7 @@ async def _ingest(request: Request, service: ServiceDep, settings: SettingsDep, 
         id_field="messageId",
         max_event_bytes=MAX_EVENT_BYTES,
         max_events=settings.batch_max_events,
+        max_metadata_depth=settings.metadata_max_depth,
         too_many_status=400,
         sdk="segment",
     )
