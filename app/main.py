@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from app.api import erasures, events, export, operations
 from app.api.compat import posthog as posthog_compat
 from app.api.compat import segment as segment_compat
+from app.api.compat.inflate import BodyDecoder
 from app.api.docs import install_offline_docs
 from app.api.guards import event_limits, install_guards
 from app.api.middleware import RequestContextMiddleware
@@ -59,6 +60,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.writer = writer
         app.state.repository = repository
         app.state.suppressions = suppressions
+        # One per process: the memory budget is shared by every connection.
+        body_decoder = BodyDecoder(settings.sdk_decode_budget_bytes)
+        app.state.body_decoder = body_decoder
         app.state.service = EventService(
             writer, repository, metrics, log, limits=event_limits(settings), suppressions=suppressions
         )
@@ -67,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             lifecycle.close()
+            body_decoder.close()
             drained = writer.close(settings.shutdown_timeout_s)
             repository.close()
             log.info("service_stopped", drained=drained)
