@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.responses import Response
 
 from app.api.events import ACCESS_PROBLEMS, BODY_PROBLEMS
@@ -28,7 +28,7 @@ class ErasureIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     user_id: UserId
-    suppress: bool = Field(
+    suppress: StrictBool = Field(
         default=False,
         description="Also refuse this user's later events (422 user-erased), so an SDK still sending cannot bring"
         " the data back. Only the SHA-256 of the user_id is kept for it.",

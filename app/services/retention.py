@@ -50,7 +50,7 @@ class Retention:
         metrics: RetentionMetrics,
         *,
         chunk_rows: int = 1000,
-        rest_ratio: float = 4.0,
+        rest_ratio: float = 9.0,
         clock: Callable[[], datetime] = _utc_now,
         sleep: Callable[[float], object] = time.sleep,
     ) -> None:

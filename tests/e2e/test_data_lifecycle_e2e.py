@@ -96,6 +96,28 @@ def test_erasure_removes_the_users_events_once_records_it_and_needs_admin(keyed:
     assert post(keyed, "alice").status_code == 201  # not suppressed: the user may come back
 
 
+HOSTILE_ERASURES = [
+    (b'{"user_id": "x", "suppress": 0}', 422),  # a number is not a boolean
+    (b'{"user_id": 42}', 422),
+    (b'{"user_id": "x", "extra": true}', 422),
+    (b'{"user_id": "' + b"x" * 300 + b'"}', 422),
+    (b'{"user_id": "a\\u0000b"}', 422),
+    (b'{"user_id": "x", "user_id": "y"}', 400),  # duplicate key: not strict JSON
+    (b"[]", 422),
+    (b"not json", 400),
+]
+
+
+def test_hostile_erasure_requests_get_a_4xx_problem(keyed: ServerProcess) -> None:
+    assert post(keyed, "x").status_code == 201
+    for body, status in HOSTILE_ERASURES:
+        response = keyed.client.post(
+            "/v1/erasures", content=body, headers={**auth(ADMIN_KEY), "content-type": "application/json"}
+        )
+        assert_problem(response, status)
+    assert users(keyed) == ["x"]  # nothing was erased
+
+
 def test_suppressed_users_later_events_are_refused_and_counted(keyed: ServerProcess) -> None:
     assert post(keyed, "carol").status_code == 201
     erased = keyed.client.post("/v1/erasures", json={"user_id": "carol", "suppress": True}, headers=auth(ADMIN_KEY))
