@@ -18,7 +18,7 @@ import nbformat
 import pytest
 
 from app.commands.report import ReportFailed, build_report, execute_notebook
-from app.repository.events_repository import SqliteEventRepository
+from app.repository.sqlite import SqliteEventRepository
 from app.simulation import SimulationParams
 from tests.integration.analysis_support import simulate_into
 
