@@ -115,6 +115,21 @@ class Settings(BaseSettings):
     request_max_bytes: int = Field(
         default=1_048_576, ge=1, description="Largest request body, counted as it streams in (chunked too): 413."
     )
+    http_header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A connection that has not sent complete request headers this long after it opened (or after"
+        " its previous response) is closed: idle sockets cannot hold every file descriptor.",
+    )
+    http_max_connections: int | None = Field(
+        default=None,
+        ge=1,
+        description="Open connections per process past which each new one closes the longest-idle connection."
+        " Unset: the file-descriptor limit (ulimit -n) less a tenth, at least 64.",
+    )
+    http_keep_alive_timeout_s: float = Field(
+        default=5.0, gt=0, description="An idle keep-alive connection is closed after this long without a request."
+    )
     request_body_timeout_s: float = Field(
         default=15.0, gt=0, description="Longest wait for the next piece of a request body before 408."
     )

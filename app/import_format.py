@@ -16,17 +16,17 @@ from typing import Any, BinaryIO, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
-from app.api.schemas import EventIn, UtcDatetime
-from app.export_format import CSV_COLUMNS
-from app.json_codec import load_json
-from app.services.event_service import EventDraft
-from app.services.importing import BadRecord, Record, SkippedRecord
-from app.services.sdk_mapping import (
+from app.api.compat.sdk_mapping import (
     Acknowledged,
     UnmappableMessage,
     posthog_event_to_draft,
     segment_message_to_draft,
 )
+from app.api.schemas import EventIn, UtcDatetime
+from app.export_format import CSV_COLUMNS
+from app.json_codec import load_json
+from app.services.event_service import EventDraft
+from app.services.importing import BadRecord, Record, SkippedRecord
 
 ImportFormat = Literal["ndjson", "csv", "parquet"]
 

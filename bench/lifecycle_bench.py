@@ -78,7 +78,7 @@ def parquet_export(folder: Path, events: int, db: Path | None) -> dict[str, Any]
 
 
 def _old_store(path: Path, count: int) -> None:
-    from app.database.connection import open_database
+    from app.repository.sqlite import open_database
 
     open_database(path).close()
     conn = sqlite3.connect(path, isolation_level=None)

@@ -12,13 +12,15 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.responses import Response
 
+from app.api.access import ApiKey
+from app.api.deps import runtime_of
 from app.api.events import ACCESS_PROBLEMS, BODY_PROBLEMS
 from app.api.schemas import JsonBody, UserId
-from app.api.security import ApiKey, require_scope
+from app.api.security import require_scope
 from app.api.strict_json import JsonRoute
-from app.models import to_utc_text
-from app.repository.events_repository import Erasure, EventRepository
-from app.services.erasure import Suppressions, erase_user
+from app.repository.port import Erasure
+from app.services.erasure import erase_user
+from app.utc_text import to_utc_text
 
 router = APIRouter(prefix="/v1", tags=["erasures"], route_class=JsonRoute)
 AdminKey = Annotated[ApiKey, Depends(require_scope("admin"))]
@@ -57,11 +59,6 @@ def _json(erasure: Erasure) -> dict[str, object]:
     }
 
 
-def _repository(request: Request) -> EventRepository:
-    repository: EventRepository = request.app.state.repository
-    return repository
-
-
 @router.post(
     "/erasures",
     summary="Erase every event of one user (admin); idempotent: a second call removes 0",
@@ -69,12 +66,13 @@ def _repository(request: Request) -> EventRepository:
     responses={**ACCESS_PROBLEMS, **BODY_PROBLEMS},
 )
 def create_erasure(body: ErasureIn, request: Request, key: AdminKey) -> Response:
-    suppressions: Suppressions = request.app.state.suppressions
+    runtime = runtime_of(request)
+    storage = runtime.storage
     erasure = erase_user(
-        _repository(request), body.user_id, key_name=key.name, suppress=body.suppress, suppressions=suppressions
+        storage.repository, body.user_id, key_name=key.name, suppress=body.suppress, suppressions=storage.suppressions
     )
-    request.app.state.metrics.user_erased(erasure.events_removed)
-    request.app.state.log.info(
+    runtime.metrics.user_erased(erasure.events_removed)
+    runtime.log.info(
         "user_erased",
         user_id_sha256=erasure.user_id_sha256,
         events_removed=erasure.events_removed,
@@ -91,4 +89,4 @@ def create_erasure(body: ErasureIn, request: Request, key: AdminKey) -> Response
     responses=ACCESS_PROBLEMS,
 )
 def list_erasures(request: Request, key: AdminKey) -> Response:
-    return JsonBody({"erasures": [_json(e) for e in _repository(request).erasures()]})
+    return JsonBody({"erasures": [_json(e) for e in runtime_of(request).storage.repository.erasures()]})

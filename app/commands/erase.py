@@ -20,13 +20,13 @@ def register(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from app.bootstrap import open_store
     from app.config import Settings
     from app.models import InvalidEvent
-    from app.repository import open_repository
     from app.services.erasure import erase_user
 
-    settings = Settings()
-    repository = open_repository(args.database_url or settings.database_url)
+    settings = Settings() if args.database_url is None else Settings(database_url=args.database_url)
+    repository = open_store(settings)
     try:
         erasure = erase_user(repository, args.user_id, key_name="cli", suppress=args.suppress)
     except InvalidEvent as exc:

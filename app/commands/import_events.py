@@ -38,7 +38,7 @@ def _format_of(file: str, given: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.api.guards import event_limits
+    from app.bootstrap import event_limits
     from app.config import Settings
     from app.import_format import SdkSources, parquet_records, parquet_rows, text_records
     from app.repository import open_repository

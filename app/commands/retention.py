@@ -34,16 +34,16 @@ class _Printed:
 
 
 def run(args: argparse.Namespace) -> int:
+    from app.bootstrap import open_store
     from app.config import Settings
-    from app.repository import open_repository
     from app.services.retention import Retention
 
-    settings = Settings()
+    settings = Settings() if args.database_url is None else Settings(database_url=args.database_url)
     days = args.days if args.days is not None else settings.retention_days
     if days is None or days <= 0:
         print("retention: no period: set TELEMETRY_RETENTION_DAYS or pass --days N (N > 0)", file=sys.stderr)
         return 2
-    repository = open_repository(args.database_url or settings.database_url)
+    repository = open_store(settings)
     metrics = _Printed()
     try:
         retention = Retention(repository, days, metrics, chunk_rows=settings.retention_chunk_rows)

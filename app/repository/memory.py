@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from app.json_codec import dump_json
-from app.models import UserActionEvent, to_utc_text
-from app.repository.events_repository import (
+from app.models import UserActionEvent
+from app.repository.port import (
     AddResult,
     AddStatus,
     Cursor,
@@ -21,10 +21,12 @@ from app.repository.events_repository import (
     EventRow,
     EventStats,
     StatsQuery,
+    StorageUnavailable,
     classify_existing,
     iterate_pages,
     user_digest,
 )
+from app.utc_text import to_utc_text
 
 
 def _matches(event: UserActionEvent, f: EventFilter) -> bool:
@@ -96,7 +98,7 @@ class InMemoryEventRepository:
 
     def check_writable(self) -> None:
         if not self.writable:
-            raise OSError("in-memory repository set read-only")
+            raise StorageUnavailable("in-memory repository set read-only")
 
     def iter_rows(self, f: EventFilter, chunk_rows: int) -> Iterator[list[EventRow]]:
         chunk: list[EventRow] = []

@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Literal
 
-from app.models import from_utc_text, to_utc_text
-from app.repository.events_repository import Erasure, user_digest
+from app.repository.port import Erasure, user_digest
+from app.utc_text import from_utc_text, to_utc_text
 
 Purpose = Literal["erasure", "retention"]
 

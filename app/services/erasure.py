@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from app.models import InvalidEvent
-from app.repository.events_repository import Erasure, EventRepository, user_digest
+from app.repository.port import Erasure, EventRepository, user_digest
 
 
 class UserErased(InvalidEvent):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app.models import InvalidEvent, UserActionEvent
-from app.repository.events_repository import AddResult, AddStatus, EventRepository
+from app.repository.port import AddResult, AddStatus, EventRepository
 from app.services.event_service import EventDraft, EventService
 
 

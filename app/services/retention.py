@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from app.repository.events_repository import EventRepository
+from app.repository.port import EventRepository
 
 
 class LifecycleLog(Protocol):

@@ -20,8 +20,8 @@ from uuid import UUID, uuid4
 import pytest
 
 from app.json_codec import dump_json
-from app.models import UserActionEvent, to_utc_text
-from app.repository.events_repository import (
+from app.models import UserActionEvent
+from app.repository.port import (
     AddResult,
     AddStatus,
     EventFilter,
@@ -29,6 +29,7 @@ from app.repository.events_repository import (
     EventRepository,
     StatsQuery,
 )
+from app.utc_text import to_utc_text
 
 RepositoryFactory = Callable[[], EventRepository]
 

@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from app.export_parquet import SCHEMA, write_parquet
-from app.repository.events_repository import EventFilter
 from app.repository.memory import InMemoryEventRepository
+from app.repository.port import EventFilter
 from tests.integration.repository_contract import make_event
 from tests.support.postgres import fresh_schema
 

@@ -16,8 +16,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from app.repository.events_repository import EventQuery, SqliteEventRepository
-from app.repository.postgres_repository import PostgresEventRepository
+from app.repository.port import EventQuery
+from app.repository.postgres import PostgresEventRepository
+from app.repository.sqlite import SqliteEventRepository
 from tests.integration.repository_contract import T0, make_event
 from tests.support.postgres import fresh_schema
 

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.models import InvalidEvent
-from app.repository.events_repository import EventFilter, EventQuery, user_digest
 from app.repository.memory import InMemoryEventRepository
+from app.repository.port import EventFilter, EventQuery, user_digest
 from app.services.erasure import Suppressions, UserErased, erase_user
 from app.services.event_service import EventDraft, EventService
 from app.services.importing import BadRecord, SkippedRecord, import_records

@@ -1,182 +1,185 @@
-"""The storage port (EventRepository) and its SQLite adapter.
+"""EventRepository on SQLite: connections and pragmas, schema and migrations, and the adapter itself.
 
-Every backend implements the same small, synchronous interface; tests/integration runs one contract suite
-against each. Raw parameterised SQL over the driver: no ORM writes onto the frozen domain event.
+One file in WAL mode: a connection per thread, one writer at a time. Raw parameterised SQL over the
+driver, no ORM writes onto the frozen domain event. sqlite3's exceptions are translated at each public
+method into the port's StorageUnavailable / StorageError.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import functools
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, replace
-from datetime import datetime
-from enum import StrEnum
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, ParamSpec, TypeVar
 from uuid import UUID
 
-from app.database.connection import SynchronousMode, connect, migrate
 from app.json_codec import dump_json, load_json
-from app.models import UserActionEvent, from_utc_text, to_utc_text
+from app.models import UserActionEvent
+from app.repository import sqlite_removal as removal
+from app.repository.port import (
+    AddResult,
+    AddStatus,
+    Cursor,
+    Erasure,
+    EventFilter,
+    EventPage,
+    EventQuery,
+    EventRow,
+    EventStats,
+    StatsQuery,
+    StorageError,
+    StorageUnavailable,
+    classify_existing,
+    iterate_pages,
+)
+from app.utc_text import from_utc_text, to_utc_text
+
+SynchronousMode = Literal["FULL", "NORMAL"]
 
 
-class AddStatus(StrEnum):
-    ACCEPTED = "accepted"  # stored now
-    DUPLICATE = "duplicate"  # same event_id, same fact: already stored, stored once
-    CONFLICT = "conflict"  # same event_id, another fact: refused
+# Each entry moves the schema one version up. Never edit a released entry: append a new one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE events (
+        seq         INTEGER PRIMARY KEY,      -- insertion order, internal
+        event_id    TEXT NOT NULL UNIQUE,     -- canonical lower-case UUID text
+        user_id     TEXT NOT NULL,
+        action      TEXT NOT NULL,
+        source      TEXT NOT NULL,
+        timestamp   TEXT NOT NULL,            -- UTC, fixed width: 2026-01-02T03:04:05.000006Z
+        received_at TEXT NOT NULL,            -- same format, server clock
+        sent_at     TEXT,                     -- same format, client clock at send time, optional
+        metadata    TEXT NOT NULL             -- JSON object
+    );
+    CREATE INDEX events_timestamp ON events (timestamp, event_id);
+    CREATE INDEX events_user_timestamp ON events (user_id, timestamp, event_id);
+    CREATE INDEX events_action_timestamp ON events (action, timestamp, event_id);
+    CREATE TRIGGER events_refuse_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'events are immutable: UPDATE refused'); END;
+    CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'events are immutable: DELETE refused'); END;
+    """,
+    # v2: removal by retention and per-user erasure. A DELETE passes only while a removal marker row exists,
+    # which the removal path inserts and deletes again inside its own transaction: no other connection ever
+    # sees it, so any other DELETE is still refused. Erasures are recorded append-only, by digest.
+    """
+    CREATE TABLE removal_marker (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        purpose TEXT NOT NULL CHECK (purpose IN ('erasure', 'retention'))
+    );
+    DROP TRIGGER events_refuse_delete;
+    CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events
+    WHEN NOT EXISTS (SELECT 1 FROM removal_marker)
+    BEGIN SELECT RAISE(ABORT, 'events are immutable: DELETE refused'); END;
+    CREATE TABLE erasures (
+        seq            INTEGER PRIMARY KEY,
+        erased_at      TEXT NOT NULL,            -- UTC, the events' fixed-width format
+        user_id_sha256 TEXT NOT NULL,            -- hex SHA-256 of the user_id, never the id itself
+        events_removed INTEGER NOT NULL,
+        key_name       TEXT NOT NULL,            -- the API key that asked, or 'cli'
+        suppressed     INTEGER NOT NULL          -- 1: later events of this user are refused
+    );
+    CREATE TRIGGER erasures_refuse_update BEFORE UPDATE ON erasures
+    BEGIN SELECT RAISE(ABORT, 'erasures are append-only: UPDATE refused'); END;
+    CREATE TRIGGER erasures_refuse_delete BEFORE DELETE ON erasures
+    BEGIN SELECT RAISE(ABORT, 'erasures are append-only: DELETE refused'); END;
+    CREATE TABLE suppressed_users (
+        user_id_sha256 TEXT PRIMARY KEY,
+        since          TEXT NOT NULL
+    );
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
 
 
-@dataclass(frozen=True, slots=True)
-class AddResult:
-    status: AddStatus
-    event: UserActionEvent  # the event as stored (for a duplicate or conflict: as first stored)
-    conflicting_fields: tuple[str, ...] = ()
+def connect(
+    path: Path, *, synchronous: SynchronousMode = "FULL", busy_timeout_ms: int = 5000, read_only: bool = False
+) -> sqlite3.Connection:
+    """Open a connection with the pragmas every connection of ours needs."""
+    if read_only:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    if not read_only:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        # Checkpoints run from the writer between batches, never inside a request's commit.
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+    return conn
 
 
-@dataclass(frozen=True, slots=True)
-class Cursor:
-    """Position after the last item of a page, in (timestamp, event_id) order."""
-
-    timestamp: datetime
-    event_id: UUID
-
-
-@dataclass(frozen=True, slots=True)
-class EventFilter:
-    user_id: str | None = None
-    action: str | None = None
-    source: str | None = None
-    since: datetime | None = None  # inclusive
-    until: datetime | None = None  # exclusive
-
-
-@dataclass(frozen=True, slots=True)
-class EventQuery:
-    filter: EventFilter = field(default_factory=EventFilter)
-    limit: int = 100
-    after: Cursor | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class EventPage:
-    items: list[UserActionEvent]
-    next_cursor: Cursor | None
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to SCHEMA_VERSION; safe to call from several processes at once."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+        current = int(row[0])
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in _split_statements(MIGRATIONS[version - 1]):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                (version, datetime.now(UTC).isoformat()),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return SCHEMA_VERSION
 
 
-Bucket = Literal["hour", "day"]
+def _split_statements(script: str) -> list[str]:
+    """Split a migration on complete statements (triggers hold inner semicolons)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements
 
 
-@dataclass(frozen=True, slots=True)
-class StatsQuery:
-    filter: EventFilter = field(default_factory=EventFilter)
-    bucket: Bucket = "hour"
+def open_database(
+    path: Path, *, synchronous: SynchronousMode = "FULL", busy_timeout_ms: int = 5000
+) -> sqlite3.Connection:
+    """Connect and migrate: what a process does once at start-up."""
+    conn = connect(path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
+    migrate(conn)
+    return conn
 
 
-@dataclass(frozen=True, slots=True)
-class EventStats:
-    total: int
-    by_action: dict[str, int]
-    by_source: dict[str, int]
-    by_bucket: list[tuple[datetime, int]]  # bucket start (UTC), count; ordered by time
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
-# A stored event as text columns, the export's fast path: (event_id, user_id, action, source, timestamp,
-# received_at, sent_at or None, metadata JSON text), the moments as fixed-width UTC text (to_utc_text).
-EventRow = tuple[str, str, str, str, str, str, str | None, str]
+def translate_errors(method: Callable[P, T]) -> Callable[P, T]:
+    """sqlite3's exceptions as the port's: an operational failure (locked, read-only, disk full or I/O
+    error, a file that cannot be opened) is StorageUnavailable, anything else StorageError."""
 
+    @functools.wraps(method)
+    def translated(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            raise StorageUnavailable(f"SQLite: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite: {type(exc).__name__}: {exc}") from exc
 
-@dataclass(frozen=True, slots=True)
-class Erasure:
-    """One per-user erasure as recorded (append-only): the SHA-256 of the user_id, never the id itself."""
-
-    erased_at: datetime
-    user_id_sha256: str
-    events_removed: int
-    key_name: str  # the API key that asked (or "cli")
-    suppressed: bool  # later events of this user are refused
-
-
-def user_digest(user_id: str) -> str:
-    """How an erased user is named in the store: hex SHA-256 of the UTF-8 user_id."""
-    return hashlib.sha256(user_id.encode()).hexdigest()
-
-
-class EventRepository(Protocol):
-    """Where events are kept. Thread-safe: one instance serves the writer thread and the readers."""
-
-    def add(self, events: Sequence[UserActionEvent]) -> list[AddResult]:
-        """Store new events in one transaction; one result per event, in order."""
-        ...
-
-    def get(self, event_id: UUID) -> UserActionEvent | None: ...
-
-    def query(self, q: EventQuery) -> EventPage: ...
-
-    def iter_events(self, q: EventQuery) -> Iterator[UserActionEvent]:
-        """Every event matching q.filter after q.after, in order, a page at a time (constant memory)."""
-        ...
-
-    def stats(self, q: StatsQuery) -> EventStats: ...
-
-    def check_writable(self) -> None:
-        """Raise when the store cannot take a write now."""
-        ...
-
-    def iter_rows(self, f: EventFilter, chunk_rows: int) -> Iterator[list[EventRow]]:
-        """Every matching event as text columns, in (timestamp, event_id) order, chunk_rows at a time,
-        from one snapshot: for exports that need no domain object per row."""
-        ...
-
-    # -- removal: the only ways an event leaves the store ----------------------------------------
-
-    def erase_user(self, user_id: str, *, key_name: str, suppress: bool, at: datetime) -> Erasure:
-        """Remove every event of user_id and record the erasure, in one transaction; idempotent (0 the second
-        time). suppress: remember the user's digest so that later events can be refused."""
-        ...
-
-    def erasures(self) -> list[Erasure]:
-        """Every recorded erasure, oldest first."""
-        ...
-
-    def suppressed_users(self) -> frozenset[str]:
-        """Digests (user_digest) of the users whose later events are refused."""
-        ...
-
-    def remove_before(self, cutoff: datetime, max_rows: int) -> int:
-        """Remove at most max_rows of the oldest events with timestamp < cutoff, in one short transaction."""
-        ...
-
-    def count_before(self, cutoff: datetime) -> int: ...
-
-    def oldest_timestamp(self) -> datetime | None: ...
-
-    def retention_lock(self) -> AbstractContextManager[bool]:
-        """Held for a retention pass: True when this process may run it (one replica at a time)."""
-        ...
-
-    def close(self) -> None: ...
-
-
-def classify_existing(new: UserActionEvent, stored: UserActionEvent) -> AddResult:
-    """What a second event with a known event_id is: the same fact again, or a conflicting one."""
-    if new.same_fact_as(stored):
-        return AddResult(AddStatus.DUPLICATE, stored)
-    return AddResult(AddStatus.CONFLICT, stored, tuple(new.differing_fields(stored)))
-
-
-def iterate_pages(repo: EventRepository, q: EventQuery) -> Iterator[UserActionEvent]:
-    """iter_events for any backend with keyset pages: memory stays bounded by one page."""
-    page_query = replace(q, limit=max(q.limit, 1000))
-    while True:
-        page = repo.query(page_query)
-        yield from page.items
-        if page.next_cursor is None:
-            return
-        page_query = replace(page_query, after=page.next_cursor)
+    return translated
 
 
 _COLUMNS = "event_id, user_id, action, source, timestamp, received_at, sent_at, metadata"
@@ -265,6 +268,7 @@ def _where(f: EventFilter, after: Cursor | None = None) -> tuple[str, list[Any]]
 class SqliteEventRepository:
     """EventRepository on one SQLite file in WAL mode: a connection per thread, one writer at a time."""
 
+    @translate_errors
     def __init__(
         self,
         path: Path,
@@ -298,6 +302,7 @@ class SqliteEventRepository:
                 self._connections.append(conn)
         return conn
 
+    @translate_errors
     def add(self, events: Sequence[UserActionEvent]) -> list[AddResult]:
         conn = self._connection()
         if not getattr(self._local, "write_cache", False):
@@ -342,12 +347,14 @@ class SqliteEventRepository:
                 if attempt == _LOCK_ATTEMPTS - 1 or not _is_busy(exc):
                     raise
 
+    @translate_errors
     def get(self, event_id: UUID) -> UserActionEvent | None:
         row = (
             self._connection().execute(f"SELECT {_COLUMNS} FROM events WHERE event_id = ?", (str(event_id),)).fetchone()
         )
         return _event(row) if row else None
 
+    @translate_errors
     def query(self, q: EventQuery) -> EventPage:
         where, params = _where(q.filter, q.after)
         rows = (
@@ -366,6 +373,7 @@ class SqliteEventRepository:
     def iter_events(self, q: EventQuery) -> Iterator[UserActionEvent]:
         return iterate_pages(self, q)
 
+    @translate_errors
     def stats(self, q: StatsQuery) -> EventStats:
         where, params = _where(q.filter)
         conn = self._connection()
@@ -388,6 +396,7 @@ class SqliteEventRepository:
         by_bucket = [(from_utc_text(_bucket_text(b, fmt)), n) for b, n in buckets]
         return EventStats(sum(by_action.values()), by_action, by_source, by_bucket)
 
+    @translate_errors
     def check_writable(self) -> None:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
@@ -397,32 +406,41 @@ class SqliteEventRepository:
         # A connection of the export's own: a streamed response pulls chunks from changing threads, and the
         # read transaction (one snapshot) must not be shared with other requests on a per-thread connection.
         where, params = _where(f)
-        conn = connect(self.path, read_only=True, busy_timeout_ms=self._busy_timeout_ms)
         try:
-            conn.execute("BEGIN")
-            cursor = conn.execute(f"SELECT {_COLUMNS} FROM events{where} ORDER BY timestamp, event_id", params)
-            while rows := cursor.fetchmany(chunk_rows):
-                yield rows
-        finally:
-            conn.close()
+            conn = connect(self.path, read_only=True, busy_timeout_ms=self._busy_timeout_ms)
+            try:
+                conn.execute("BEGIN")
+                cursor = conn.execute(f"SELECT {_COLUMNS} FROM events{where} ORDER BY timestamp, event_id", params)
+                while rows := cursor.fetchmany(chunk_rows):
+                    yield rows
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise StorageError(f"{type(exc).__name__}: {exc}") from exc
 
+    @translate_errors
     def erase_user(self, user_id: str, *, key_name: str, suppress: bool, at: datetime) -> Erasure:
         return removal.erase_user(
             self._connection(), self._begin_write, user_id, key_name=key_name, suppress=suppress, at=at
         )
 
+    @translate_errors
     def erasures(self) -> list[Erasure]:
         return removal.erasures(self._connection())
 
+    @translate_errors
     def suppressed_users(self) -> frozenset[str]:
         return removal.suppressed_users(self._connection())
 
+    @translate_errors
     def remove_before(self, cutoff: datetime, max_rows: int) -> int:
         return removal.remove_before(self._connection(), self._begin_write, cutoff, max_rows)
 
+    @translate_errors
     def count_before(self, cutoff: datetime) -> int:
         return removal.count_before(self._connection(), cutoff)
 
+    @translate_errors
     def oldest_timestamp(self) -> datetime | None:
         return removal.oldest_timestamp(self._connection())
 
@@ -430,6 +448,7 @@ class SqliteEventRepository:
         # One writer at a time already: passes of two processes on one file take turns chunk by chunk.
         return contextlib.nullcontext(True)
 
+    @translate_errors
     def checkpoint(self, mode: Literal["PASSIVE", "TRUNCATE"] = "PASSIVE") -> None:
         self._connection().execute(f"PRAGMA wal_checkpoint({mode})")
 
@@ -437,14 +456,14 @@ class SqliteEventRepository:
         while not self._stop.wait(interval_s):
             try:
                 self.checkpoint("PASSIVE")
-            except sqlite3.Error:
+            except StorageError:
                 continue  # busy or closing: the next round tries again
 
     def close(self) -> None:
         self._stop.set()
         if self._checkpointer is not None:
             self._checkpointer.join(timeout=5)
-        with contextlib.suppress(sqlite3.Error):  # another process may hold it; the WAL waits for the next one
+        with contextlib.suppress(StorageError):  # another process may hold it; the WAL waits for the next one
             self.checkpoint("TRUNCATE")
         with self._lock:
             for conn in self._connections:
@@ -452,8 +471,6 @@ class SqliteEventRepository:
             self._connections.clear()
         self._local = threading.local()
 
-
-from app.repository import sqlite_removal as removal  # noqa: E402  (it imports this module's types)
 
 _LOCK_ATTEMPTS = 4
 _WRITE_CACHE_KIB = 64 * 1024
