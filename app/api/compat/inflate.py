@@ -15,9 +15,8 @@ import asyncio
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Annotated, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
-from fastapi import Depends
 from starlette.requests import Request
 
 from app.api.compat.body import BodyTooLarge, BoundedInflater, wbits_for
@@ -106,14 +105,6 @@ class BodyDecoder:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-async def get_body_decoder(request: Request) -> BodyDecoder:
-    decoder: BodyDecoder = request.app.state.body_decoder
-    return decoder
-
-
-DecoderDep = Annotated[BodyDecoder, Depends(get_body_decoder)]
 
 
 async def read_wire(request: Request, *, limit: int, encoding: str, reservation: Reservation | None) -> bytes:

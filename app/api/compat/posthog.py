@@ -19,15 +19,15 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.api.compat import POSTHOG_PATHS
-from app.api.compat.inflate import BodyDecoder, DecoderDep, Reservation, inflate, parsed_size_estimate, read_wire
+from app.api.compat.inflate import BodyDecoder, Reservation, inflate, parsed_size_estimate, read_wire
 from app.api.compat.ingest import SdkProblem, body_problems, ingest_messages, parse_json, report_response
 from app.api.compat.keys import check_ingest_key, header_key
-from app.api.events import ServiceDep, SettingsDep
+from app.api.compat.sdk_mapping import posthog_event_to_draft
+from app.api.deps import DecoderDep, ServiceDep, SettingsDep
 from app.api.guards import INGEST_MARK
 from app.api.problems import problem_responses
 from app.config import Settings
 from app.services.event_service import EventService
-from app.services.sdk_mapping import posthog_event_to_draft
 
 # PostHog's server refuses events over 1 MB; its Python SDK stops at 900 KiB.
 MAX_EVENT_BYTES = 1024 * 1024
