@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from app.api.security import hash_key
+from app.api.access import hash_key
 from tests.support.postgres import fresh_schema
 from tests.support.problems import assert_problem
 from tests.support.server import ServerProcess
