@@ -137,3 +137,10 @@ def number_axis(axis: Any, ticks: int = 4) -> None:
     overlapping digits)."""
     axis.set_major_locator(MaxNLocator(ticks))
     axis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:,.0f}" if abs(value) >= 10 else f"{value:g}"))
+
+
+def date_axis(ax: Axes, most: int = 7) -> None:
+    """A time axis with at most `most` dated ticks, so labels never run into each other."""
+    locator = mdates.AutoDateLocator(maxticks=most)  # type: ignore[no-untyped-call]  # matplotlib.dates is untyped
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))  # type: ignore[no-untyped-call]
