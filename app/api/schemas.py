@@ -13,9 +13,9 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, 
 from starlette.responses import Response
 
 from app.json_codec import dump_json, event_document
-from app.models import from_utc_text, to_utc_text
-from app.repository.events_repository import Cursor
+from app.repository.port import Cursor
 from app.services.event_service import EventDraft
+from app.utc_text import from_utc_text, to_utc_text
 
 # No control characters (C0, DEL, C1), so no NUL either: these names end up in logs, labels and SQL text.
 PLAIN_TEXT = r"^[^\x00-\x1f\x7f-\x9f]+$"

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from app.models import DomainError, InvalidEvent, JsonObject, UserActionEvent, to_utc_text
-from app.repository.events_repository import (
+from app.models import DomainError, InvalidEvent, JsonObject, UserActionEvent
+from app.repository.port import (
     AddResult,
     AddStatus,
     EventFilter,
@@ -24,6 +24,8 @@ from app.repository.events_repository import (
     StatsQuery,
 )
 from app.services.event_limits import EventLimits, check_event
+from app.services.rejections import Rejections
+from app.utc_text import to_utc_text
 
 
 class EventNotFound(DomainError):
@@ -106,6 +108,7 @@ class EventService:
         clock: Callable[[], datetime] = _utc_now,
         new_id: Callable[[], UUID] = _new_id,
         limits: EventLimits | None = None,
+        rejections: Rejections | None = None,
     ) -> None:
         self._writer = writer
         self._repository = repository
@@ -114,6 +117,7 @@ class EventService:
         self._clock = clock
         self._new_id = new_id
         self._limits = limits or EventLimits()
+        self._rejections = rejections or Rejections(metrics, log)
 
     def now(self) -> datetime:
         return self._clock()
@@ -185,8 +189,7 @@ class EventService:
 
     def reject(self, reason: str, count: int = 1, **fields: Any) -> None:
         """Count and log (once, without the payload) events refused before reaching storage."""
-        self._metrics.event_rejected(reason, count)
-        self._log.info("event_rejected", reason=reason, count=count, **fields)
+        self._rejections(reason, count, **fields)
 
     def _observe(self, result: AddResult) -> None:
         event = result.event

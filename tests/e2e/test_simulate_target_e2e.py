@@ -48,7 +48,7 @@ def test_an_unreachable_target_fails_with_a_message() -> None:
 
 
 def test_an_api_key_is_sent_when_the_service_requires_one(start_server: Callable[..., ServerProcess]) -> None:
-    from app.api.security import hash_key
+    from app.api.access import hash_key
 
     key = "ingest-key-0123456789"
     server = start_server(env={"TELEMETRY_API_KEYS": f"loadgen:{hash_key(key)}:ingest"})

@@ -10,15 +10,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.api.compat.body import BodyTooLarge, UnreadableBody, read_body
+from app.api.compat.sdk_mapping import Acknowledged, UnmappableMessage
 from app.api.problems import ApiProblem
 from app.api.schemas import JsonBody
 from app.api.strict_json import StrictJsonError, parse_strict_json
 from app.json_codec import dump_json
 from app.models import InvalidEvent
-from app.repository.events_repository import AddStatus
+from app.repository.port import AddStatus
 from app.services.event_limits import nests_deeper_than
 from app.services.event_service import EventDraft, EventService
-from app.services.sdk_mapping import Acknowledged, UnmappableMessage
 
 ToDraft = Callable[[Any], EventDraft | Acknowledged]
 _DETAIL_REASONS = 5

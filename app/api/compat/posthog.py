@@ -22,10 +22,10 @@ from app.api.compat import POSTHOG_PATHS
 from app.api.compat.body import GZIP_WBITS, BodyTooLarge, BoundedInflater, UnreadableBody
 from app.api.compat.ingest import SdkProblem, ingest_messages, parse_json, read_bytes, report_response
 from app.api.compat.keys import check_ingest_key, header_key
-from app.api.events import ServiceDep, SettingsDep
+from app.api.compat.sdk_mapping import posthog_event_to_draft
+from app.api.deps import ServiceDep, SettingsDep
 from app.api.guards import INGEST_MARK
 from app.api.problems import problem_responses
-from app.services.sdk_mapping import posthog_event_to_draft
 
 # PostHog's server refuses events over 1 MB; its Python SDK stops at 900 KiB.
 MAX_EVENT_BYTES = 1024 * 1024

@@ -18,10 +18,10 @@ from starlette.responses import Response
 
 from app.api.compat.ingest import SdkProblem, ingest_messages, read_json_body, report_response
 from app.api.compat.keys import check_ingest_key, header_key
-from app.api.events import ServiceDep, SettingsDep
+from app.api.compat.sdk_mapping import segment_message_to_draft
+from app.api.deps import ServiceDep, SettingsDep
 from app.api.guards import INGEST_MARK
 from app.api.problems import problem_responses
-from app.services.sdk_mapping import segment_message_to_draft
 
 MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
