@@ -1,7 +1,8 @@
 """Wiring: Settings -> one typed Runtime that create_app, the CLI commands and the tests all build from.
 
 The runtime has two parts. What a process needs before it serves (metrics, logger, rejections, access
-guard) is built at once; the storage (repository, group-commit writer, service) is opened by `start()`,
+guard) is built at once; the storage (repository, group-commit writer, service, SDK body decoder) is
+opened by `start()`,
 which the app's lifespan calls in each worker process, and closed by `stop()`. A test passes its own
 `open_repository` (an in-memory fake, a prepared file) to run the same wiring on it.
 """
@@ -14,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from app.api.access import AccessGuard, KeyRing, TokenBucketLimiter
+from app.api.compat.inflate import BodyDecoder
 from app.config import Settings
 from app.observability.logs import configure_logging, get_logger
 from app.observability.metrics import PrometheusMetrics
@@ -61,9 +63,12 @@ def access_guard(settings: Settings, rejections: Rejections) -> AccessGuard:
 
 @dataclass(frozen=True, slots=True)
 class Storage:
+    """What start() opens in each process: the store, its writer, the service, and the SDK body decoder."""
+
     repository: EventRepository
     writer: GroupCommitWriter
     service: EventService
+    body_decoder: BodyDecoder  # one per process: its memory budget is shared by every connection
 
 
 @dataclass(slots=True)
@@ -88,7 +93,7 @@ class Runtime:
         service = EventService(
             writer, repository, self.metrics, self.log, limits=event_limits(settings), rejections=self.rejections
         )
-        self._storage = Storage(repository, writer, service)
+        self._storage = Storage(repository, writer, service, BodyDecoder(settings.sdk_decode_budget_bytes))
         return self._storage
 
     def stop(self) -> bool:
@@ -96,6 +101,7 @@ class Runtime:
         storage, self._storage = self._storage, None
         if storage is None:
             return True
+        storage.body_decoder.close()
         drained = storage.writer.close(self.settings.shutdown_timeout_s)
         storage.repository.close()
         return drained
@@ -113,6 +119,10 @@ class Runtime:
     @property
     def writer(self) -> GroupCommitWriter:
         return self.storage.writer
+
+    @property
+    def body_decoder(self) -> BodyDecoder:
+        return self.storage.body_decoder
 
 
 def build_runtime(

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 
+from app.api.compat.inflate import BodyDecoder
 from app.bootstrap import Runtime
 from app.config import Settings
 from app.services.event_service import EventService
@@ -32,5 +33,10 @@ async def get_settings(request: Request) -> Settings:
     return runtime_of(request).settings
 
 
+async def get_body_decoder(request: Request) -> BodyDecoder:
+    return runtime_of(request).body_decoder
+
+
 ServiceDep = Annotated[EventService, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+DecoderDep = Annotated[BodyDecoder, Depends(get_body_decoder)]

@@ -30,6 +30,8 @@ def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.http_protocol import ServeConfig
+
     if args.database_url:
         # The environment, not an argument: each worker process builds its own Settings from it.
         os.environ["TELEMETRY_DATABASE_URL"] = args.database_url
@@ -54,13 +56,16 @@ def run(args: argparse.Namespace) -> int:
         "access_log": False,
         "timeout_graceful_shutdown": int(settings.shutdown_timeout_s),
         "server_header": False,
+        "timeout_keep_alive": settings.http_keep_alive_timeout_s,
     }
+    config = ServeConfig("app.main:app", header_timeout_s=settings.http_header_timeout_s, **options)
     if args.workers > 1:
         # Before any worker imports prometheus_client: /metrics must sum over the workers.
         from app.observability.worker_metrics import prepare_multiprocess_dir, run_workers
 
         metrics_dir, owned = prepare_multiprocess_dir(settings.metrics_multiproc_dir)
-        run_workers(uvicorn.Config("app.main:app", **options), metrics_dir, owned)
-    else:
-        uvicorn.run("app.main:app", **options)
-    return 0
+        run_workers(config, metrics_dir, owned)
+        return 0
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else 3  # uvicorn.run's exit status when start-up fails

@@ -28,6 +28,8 @@ REJECTION_REASONS = MappingProxyType(
         "unauthenticated": "401: ingest without a valid API key (keys configured)",
         "forbidden": "403: ingest with a key that lacks the ingest scope",
         "rate_limited": "429: ingest over the key's (or the client address's) rate limit",
+        "decode_busy": "503: an SDK body read before its key is checked found no room left in "
+        "sdk_decode_budget_bytes (Retry-After)",
     }
 )
 
