@@ -20,11 +20,10 @@ import pandas as pd
 
 from analysis.db import Database
 from analysis.filters import Filter, filter_sql
-from analysis.properties import json_path, metadata_rows
+from analysis.properties import UNIT_KEYS, json_path, metadata_table
 
 QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0)
 SAMPLE = 20_000  # events per action read at most (about); below it, every event of the action
-UNIT_KEYS = ("currency", "unit")  # keys that name the unit of an action's numbers
 
 __all__ = ["QUANTILES", "SAMPLE", "UNIT_KEYS", "json_path"]
 
@@ -42,21 +41,25 @@ def sample_table(db: Database, sample: int = SAMPLE, where: Filter | None = None
     if not db.derived_table(name):
         return name
     # keep an event when hash mod 1e6 falls under the action's share cap / events (1 for a rare action)
-    picked = db.frame(
-        f"""WITH chosen AS (SELECT seq, action, user_id, ts, COUNT(*) OVER (PARTITION BY action) AS n
-                            FROM events e WHERE {condition})
-            SELECT seq, action, n FROM chosen
-            WHERE n <= ? OR hash(user_id, ts) % 1000000 < 1000000.0 * ? / n""",
-        [*params, sample, sample],
-    )
-    rows = picked.merge(metadata_rows(db, picked["seq"]), on="seq")
-    engine = db.engine().cursor()
+    cursor = db.engine().cursor()
     try:
-        engine.register("rows", rows)
-        engine.execute(f"CREATE TABLE {name} AS SELECT seq, action, n, metadata FROM rows")
-        engine.unregister("rows")
+        cursor.execute(
+            f"""CREATE TABLE {name}_picked AS
+                WITH counts AS (SELECT action, COUNT(*) AS n FROM events e WHERE {condition} GROUP BY action)
+                SELECT e.seq, e.action, c.n FROM events e JOIN counts c USING (action)
+                WHERE {condition} AND (c.n <= ? OR hash(e.user_id, e.ts) % 1000000 < 1000000.0 * ? / c.n)""",
+            [*params, *params, sample, sample],
+        )
+        seqs = cursor.execute(f"SELECT seq FROM {name}_picked").fetchnumpy()["seq"]
+        metadata_table(db, seqs.tolist(), f"{name}_metadata")
+        cursor.execute(
+            f"""CREATE TABLE {name} AS SELECT p.seq, p.action, p.n, m.metadata
+                FROM {name}_picked p JOIN {name}_metadata m USING (seq)"""
+        )
+        cursor.execute(f"DROP TABLE {name}_picked")
+        cursor.execute(f"DROP TABLE {name}_metadata")
     finally:
-        engine.close()
+        cursor.close()
     return name
 
 

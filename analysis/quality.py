@@ -50,9 +50,12 @@ def probable_retries(db: Database, where: Filter | None = None) -> dict[str, int
     back from the store to compare."""
     condition, params = filter_sql(db, where)
     candidates = db.frame(
-        f"""SELECT seq, user_id, action, source, ts FROM events e
-            WHERE {condition} QUALIFY COUNT(*) OVER (PARTITION BY user_id, action, source, ts) > 1""",
-        params,
+        f"""WITH twice AS (SELECT user_id, action, source, ts FROM events e WHERE {condition}
+                           GROUP BY ALL HAVING COUNT(*) > 1)
+            SELECT e.seq, e.user_id, e.action, e.source, e.ts FROM events e
+            SEMI JOIN twice t ON t.user_id = e.user_id AND t.action = e.action AND t.source = e.source AND t.ts = e.ts
+            WHERE {condition}""",
+        [*params, *params],
     )
     if candidates.empty:
         return {"groups": 0, "extra_copies": 0}

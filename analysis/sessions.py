@@ -19,32 +19,49 @@ from analysis.filters import Filter, filtered_events
 DEFAULT_GAP = timedelta(minutes=30)
 
 
-def session_events_table(
+def _keyed_events(db: Database, where: Filter | None, gap: timedelta, use_session_id: bool) -> tuple[str, list[Any]]:
+    """A query of the filtered events with their session key: seq, user_id, ts, action, session.
+
+    Events carrying a session_id need no ordering at all (their key is the id); only the others are
+    sorted per user to find the gaps, so the common case costs a scan, not a sort."""
+    events, params = filtered_events(db, where)
+    gap_us = int(gap.total_seconds() * 1_000_000)
+    untagged = "session_id IS NULL" if use_session_id else "TRUE"
+    tagged = (
+        "SELECT seq, user_id, ts, action, session_id AS session FROM ev WHERE session_id IS NOT NULL UNION ALL "
+        if use_session_id
+        else ""
+    )
+    query = f"""
+        WITH ev AS ({events}),
+             cut AS (SELECT seq, user_id, ts, action,
+                            CASE WHEN lag(ts) OVER w IS NULL OR epoch_us(ts) - epoch_us(lag(ts) OVER w) > {gap_us}
+                                 THEN 1 ELSE 0 END AS starts
+                     FROM ev WHERE {untagged} WINDOW w AS (PARTITION BY user_id ORDER BY ts, seq))
+        {tagged}
+        SELECT seq, user_id, ts, action,
+               '~' || SUM(starts) OVER (PARTITION BY user_id ORDER BY ts, seq)::VARCHAR AS session FROM cut
+    """
+    return query, params
+
+
+def session_table(
     db: Database, where: Filter | None = None, gap: timedelta = DEFAULT_GAP, use_session_id: bool = True
 ) -> str:
-    """Engine table (user_id, session, ts, action, position) of the filtered events, each with its
-    session key and its 1-based position in the session; built once per filter and gap."""
+    """Engine table of one row per session (user_id, session, events, us: length in microseconds), built
+    once per filter and gap."""
     name = "sessions_" + hashlib.sha256(f"{where!r}|{gap}|{use_session_id}".encode()).hexdigest()[:16]
     if not db.derived_table(name):
         return name
-    events, params = filtered_events(db, where)
-    gap_us = int(gap.total_seconds() * 1_000_000)
-    key = "session_id" if use_session_id else "NULL::VARCHAR"
+    keyed, params = _keyed_events(db, where, gap, use_session_id)
     cursor = db.engine().cursor()
     try:
+        # Lengths stay integer microseconds until the end: sums of integers do not depend on the order the
+        # engine's threads add them in, so every backend gives the very same averages.
         cursor.execute(
             f"""CREATE TABLE {name} AS
-                WITH ev AS (SELECT seq, user_id, ts, action, {key} AS sid FROM ({events})),
-                     cut AS (SELECT *, CASE WHEN sid IS NULL AND (epoch_us(ts) - epoch_us(lag(ts) OVER w) > {gap_us}
-                                           OR lag(ts) OVER w IS NULL) THEN 1 ELSE 0 END AS starts
-                             FROM ev WINDOW w AS (PARTITION BY user_id, sid IS NULL ORDER BY ts, seq)),
-                     keyed AS (SELECT user_id, ts, seq, action,
-                                      coalesce(sid, '~' || SUM(starts) OVER (PARTITION BY user_id, sid IS NULL
-                                                                              ORDER BY ts, seq)::VARCHAR) AS session
-                               FROM cut)
-                SELECT user_id, session, ts, action,
-                       row_number() OVER (PARTITION BY user_id, session ORDER BY ts, seq) AS position
-                FROM keyed""",
+                SELECT user_id, session, COUNT(*) AS events, epoch_us(MAX(ts)) - epoch_us(MIN(ts)) AS us
+                FROM ({keyed}) GROUP BY user_id, session""",
             params,
         )
     finally:
@@ -52,21 +69,16 @@ def session_events_table(
     return name
 
 
-def _per_session(table: str) -> str:
-    return f"""SELECT user_id, session, COUNT(*) AS events, (epoch_us(MAX(ts)) - epoch_us(MIN(ts))) / 1e6 AS seconds
-               FROM {table} GROUP BY user_id, session"""
-
-
 def session_summary(
     db: Database, where: Filter | None = None, gap: timedelta = DEFAULT_GAP, use_session_id: bool = True
 ) -> dict[str, Any]:
     """sessions, users, sessions_per_user, mean/median/p90 length in seconds, mean/median events per session."""
-    table = session_events_table(db, where, gap, use_session_id)
+    table = session_table(db, where, gap, use_session_id)
     row = db.row(
-        f"""SELECT COUNT(*) AS sessions, COUNT(DISTINCT user_id) AS users, AVG(seconds) AS mean_seconds,
-                   median(seconds) AS median_seconds, quantile_cont(seconds, 0.9) AS p90_seconds,
+        f"""SELECT COUNT(*) AS sessions, COUNT(DISTINCT user_id) AS users, AVG(us) / 1e6 AS mean_seconds,
+                   median(us) / 1e6 AS median_seconds, quantile_cont(us, 0.9) / 1e6 AS p90_seconds,
                    AVG(events) AS mean_events, median(events) AS median_events
-            FROM ({_per_session(table)})"""
+            FROM {table}"""
     )
     row["sessions_per_user"] = row["sessions"] / row["users"] if row.get("users") else 0.0
     return {k: (float(v) if isinstance(v, float) else v) for k, v in row.items()}
@@ -80,11 +92,11 @@ def session_lengths(
     use_session_id: bool = True,
 ) -> pd.DataFrame:
     """Sessions by length bucket [edge_i, edge_i+1) in seconds (the last bucket open-ended), with share."""
-    table = session_events_table(db, where, gap, use_session_id)
-    cases = " ".join(f"WHEN seconds < {edges[i + 1]} THEN {i}" for i in range(len(edges) - 1))
+    table = session_table(db, where, gap, use_session_id)
+    cases = " ".join(f"WHEN us < {round(edges[i + 1] * 1e6)} THEN {i}" for i in range(len(edges) - 1))
     frame = db.frame(
         f"""SELECT CASE {cases} ELSE {len(edges) - 1} END AS bucket, COUNT(*) AS sessions
-            FROM ({_per_session(table)}) GROUP BY bucket ORDER BY bucket"""
+            FROM {table} GROUP BY bucket ORDER BY bucket"""
     )
     labels = [f"{edges[i]:g}-{edges[i + 1]:g} s" for i in range(len(edges) - 1)] + [f">= {edges[-1]:g} s"]
     counts = frame.set_index("bucket")["sessions"].reindex(range(len(edges)), fill_value=0)
@@ -100,10 +112,8 @@ def events_per_session(
     db: Database, where: Filter | None = None, gap: timedelta = DEFAULT_GAP, use_session_id: bool = True
 ) -> pd.Series:
     """Number of sessions holding 1, 2, 3... events."""
-    table = session_events_table(db, where, gap, use_session_id)
-    frame = db.frame(
-        f"SELECT events, COUNT(*) AS sessions FROM ({_per_session(table)}) GROUP BY events ORDER BY events"
-    )
+    table = session_table(db, where, gap, use_session_id)
+    frame = db.frame(f"SELECT events, COUNT(*) AS sessions FROM {table} GROUP BY events ORDER BY events")
     return pd.Series(frame["sessions"].to_numpy(), index=pd.Index(frame["events"], name="events"), name="sessions")
 
 
@@ -121,24 +131,24 @@ def top_paths(
     sessions holding start_action."""
     if steps < 1:
         raise ValueError("steps must be at least 1")
-    table = session_events_table(db, where, gap, use_session_id)
-    nexts = ", ".join(
-        f"coalesce(max(CASE WHEN e.position = s.position + {i} THEN e.action END), '(end)')"
-        for i in range(1, steps + 1)
-    )
+    keyed, params = _keyed_events(db, where, gap, use_session_id)
     frame = db.frame(
-        f"""WITH s AS (SELECT user_id, session, MIN(position) AS position FROM {table} WHERE action = ?
+        f"""WITH k AS ({keyed}),
+                 s AS (SELECT user_id, session, arg_min(seq, (ts, seq)) AS seq, MIN(ts) AS ts FROM k WHERE action = ?
                        GROUP BY ALL),
-                 paths AS (SELECT array_to_string([{nexts}], ' → ') AS path
-                           FROM s JOIN {table} e ON e.user_id = s.user_id AND e.session = s.session
-                                AND e.position BETWEEN s.position + 1 AND s.position + {steps}
+                 after AS (SELECT k.user_id, k.session, k.action,
+                                  row_number() OVER (PARTITION BY k.user_id, k.session ORDER BY k.ts, k.seq) AS n
+                           FROM k JOIN s ON k.user_id = s.user_id AND k.session = s.session
+                                AND (k.ts > s.ts OR (k.ts = s.ts AND k.seq > s.seq))),
+                 paths AS (SELECT s.user_id, s.session,
+                                  array_to_string(list_transform(range(1, {steps} + 1),
+                                      lambda i: coalesce(list(a.action ORDER BY a.n)[i], '(end)')), ' → ') AS path
+                           FROM s LEFT JOIN after a
+                                ON a.user_id = s.user_id AND a.session = s.session AND a.n <= {steps}
                            GROUP BY s.user_id, s.session),
-                 counted AS (SELECT path, COUNT(*) AS sessions FROM paths GROUP BY path),
                  starting AS (SELECT COUNT(*) AS n FROM s)
-            SELECT path, sessions, sessions / (SELECT n FROM starting) AS share FROM counted
-            UNION ALL
-            SELECT ?, n - (SELECT COUNT(*) FROM paths), (n - (SELECT COUNT(*) FROM paths)) / n FROM starting
-            ORDER BY sessions DESC, path LIMIT ?""",
-        [start_action, " → ".join(["(end)"] * steps), top + 1],
+            SELECT path, COUNT(*) AS sessions, COUNT(*) / any_value((SELECT n FROM starting)) AS share
+            FROM paths GROUP BY path ORDER BY sessions DESC, path LIMIT ?""",
+        [*params, start_action, top],
     )
     return frame[frame["sessions"] > 0].head(top).reset_index(drop=True)

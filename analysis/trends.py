@@ -13,7 +13,6 @@ import pandas as pd
 
 from analysis.db import Database
 from analysis.filters import Breakdown, Filter, filtered_events, property_table
-from analysis.metadata import UNIT_KEYS
 from analysis.timeutil import utc_index
 
 Interval = Literal["day", "week"]
@@ -85,18 +84,14 @@ def property_sum(
     unit = _interval(interval)
     events, params = filtered_events(db, where)
     values = property_table(db, key)
-    units = [unit_key] if unit_key else list(UNIT_KEYS)
-    joins, names = [], []
-    for i, name in enumerate(units):
-        table = property_table(db, name)
-        joins.append(f"LEFT JOIN {table} u{i} ON u{i}.seq = e.seq")
-        names.append(f"u{i}.value")
-    unit_expr = f"coalesce({', '.join(names)}, '')"
+    join, unit_expr = "", "coalesce(v.unit, '')"
+    if unit_key:
+        join, unit_expr = f"LEFT JOIN {property_table(db, unit_key)} u ON u.seq = e.seq", "coalesce(u.value, '')"
     frame = db.frame(
         f"""SELECT date_trunc('{unit}', e.ts) AS period, e.action, {unit_expr} AS unit,
-                   SUM(v.value::DOUBLE) AS total, COUNT(*) AS events
+                   SUM(v.value::DECIMAL(38, 9))::DOUBLE AS total, COUNT(*) AS events
             FROM ({events}) e JOIN {values} v ON v.seq = e.seq AND v.type IN ('UBIGINT', 'BIGINT', 'DOUBLE')
-            {" ".join(joins)}
+            {join}
             GROUP BY ALL ORDER BY period, action, unit""",
         params,
     )

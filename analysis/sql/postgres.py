@@ -16,7 +16,7 @@ QUERIES = StoreQueries(
     """,
     metadata_of="""
         SELECT seq, metadata_text AS metadata FROM events
-        WHERE seq = ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)::bigint))
+        WHERE seq = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)::bigint)) ORDER BY seq
     """,
     metadata_naming="SELECT seq, metadata_text AS metadata FROM events WHERE strpos(metadata_text, $1) > 0",
     duplicate_event_ids="""

@@ -11,7 +11,7 @@ QUERIES = StoreQueries(
         SELECT seq, user_id, action, source, timestamp, received_at, sent_at IS NULL AS no_sent_at, metadata
         FROM events WHERE seq >= ? AND seq < ?
     """,
-    metadata_of="SELECT seq, metadata FROM events WHERE seq IN (SELECT value FROM json_each(?))",
+    metadata_of="SELECT seq, metadata FROM events WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY seq",
     # instr() is a byte search, far cheaper than parsing JSON; the engine parses what it finds.
     metadata_naming="SELECT seq, metadata FROM events WHERE instr(metadata, ?) > 0",
     duplicate_event_ids="""

@@ -14,7 +14,7 @@ class StoreQueries:
     # Rows with low <= seq < high (two positional parameters, ADBC style) as seq, user_id, action, source,
     # timestamp, received_at (UTC text or naive UTC timestamps), no_sent_at (1/0), metadata (JSON text).
     events_between: str
-    # seq, metadata of the rows whose seq is in a JSON array of integers (one parameter, DB-API style).
+    # seq, metadata of the rows whose seq is in a JSON array of integers (one parameter, ADBC style).
     metadata_of: str
     # seq, metadata of every row whose metadata text holds a quoted key (one parameter, ADBC style).
     metadata_naming: str
