@@ -134,7 +134,7 @@ class Chromium:
             raise BrowserError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
 
-    def wait_for(self, expression: str, timeout_s: float = 15) -> Any:
+    def wait_for(self, expression: str, timeout_s: float = 30) -> Any:
         """Polls expression until it is truthy; returns its value."""
         deadline = time.monotonic() + timeout_s
         value: Any = None

@@ -15,6 +15,7 @@ let shown = new Map(); // event_id -> event, in the order on screen (newest firs
 let olderCursor = null; // next_cursor after the last event on screen: the way further back
 let pickedId = null;
 let timer = null;
+let generation = 0; // the latest refresh: an older one still in flight neither renders nor schedules a poll
 
 function filterParams() {
   const params = new URLSearchParams();
@@ -86,9 +87,7 @@ function olderThan(a, b) {
   return a.timestamp < b.timestamp || (a.timestamp === b.timestamp && a.event_id < b.event_id);
 }
 
-async function refreshCounts(params) {
-  const since = new Date(Date.now() - 3600 * 1000).toISOString();
-  const stats = await api("v1/stats", new URLSearchParams([...params, ["since", since], ["bucket", "hour"]]));
+function renderCounts(stats) {
   const body = $("#counts tbody");
   const counts = Object.entries(stats.by_action).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
   body.replaceChildren(...counts.map(([action, n]) => {
@@ -101,17 +100,24 @@ async function refreshCounts(params) {
 
 async function refresh(firstLoad = false) {
   clearTimeout(timer);
+  const mine = ++generation;
   const params = filterParams();
+  const since = new Date(Date.now() - 3600 * 1000).toISOString();
   try {
-    const page = await api("v1/events", new URLSearchParams([...params, ["order", "desc"], ["limit", PAGE]]));
+    const [page, stats] = await Promise.all([
+      api("v1/events", new URLSearchParams([...params, ["order", "desc"], ["limit", PAGE]])),
+      api("v1/stats", new URLSearchParams([...params, ["since", since], ["bucket", "hour"]])),
+    ]);
+    if (mine !== generation) return; // filters changed meanwhile: the newer refresh draws and polls
     if (firstLoad || shown.size <= PAGE) olderCursor = page.next_cursor;
     render(page.items, firstLoad);
     $("#older").hidden = olderCursor === null;
-    await refreshCounts(params);
+    renderCounts(stats);
     keyForm.hidden = true;
     status.classList.remove("error");
     status.textContent = `updated ${new Date().toLocaleTimeString()} · every ${POLL_MS / 1000} s`;
   } catch (error) {
+    if (mine !== generation) return;
     status.classList.add("error");
     if (error instanceof NeedsKey) {
       keyForm.hidden = false;
