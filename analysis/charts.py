@@ -130,3 +130,10 @@ def date_ticks(ax: Axes, moments: Sequence[Any], most: int = 8) -> None:
     step = -(-len(stamps) // most)
     chosen = stamps[::step]
     ax.set_xticks([_date_number(s) for s in chosen], [f"{s:%Y-%m-%d}" for s in chosen])
+
+
+def number_axis(axis: Any, ticks: int = 4) -> None:
+    """A value axis with few ticks written with thousands separators ('25,000', never '2.5e4' or a run of
+    overlapping digits)."""
+    axis.set_major_locator(MaxNLocator(ticks))
+    axis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:,.0f}" if abs(value) >= 10 else f"{value:g}"))
