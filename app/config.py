@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Least severe log line written; DEBUG also shows the traceback of a failed start."
     )
-    # Drop-in SDK ingestion (issue 8): Segment- and PostHog-compatible routes.
+    # Drop-in SDK ingestion: Segment- and PostHog-compatible routes.
     segment_source: str | None = Field(
         default=None,
         max_length=128,
