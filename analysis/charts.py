@@ -130,3 +130,17 @@ def date_ticks(ax: Axes, moments: Sequence[Any], most: int = 8) -> None:
     step = -(-len(stamps) // most)
     chosen = stamps[::step]
     ax.set_xticks([_date_number(s) for s in chosen], [f"{s:%Y-%m-%d}" for s in chosen])
+
+
+def number_axis(axis: Any, ticks: int = 4) -> None:
+    """A value axis with few ticks written with thousands separators ('25,000', never '2.5e4' or a run of
+    overlapping digits)."""
+    axis.set_major_locator(MaxNLocator(ticks))
+    axis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:,.0f}" if abs(value) >= 10 else f"{value:g}"))
+
+
+def date_axis(ax: Axes, most: int = 7) -> None:
+    """A time axis with at most `most` dated ticks, so labels never run into each other."""
+    locator = mdates.AutoDateLocator(maxticks=most)  # type: ignore[no-untyped-call]  # matplotlib.dates is untyped
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))  # type: ignore[no-untyped-call]

@@ -39,6 +39,7 @@ def open_store(settings: Settings) -> EventRepository:
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
         postgres_pool_max_size=settings.postgres_pool_max_size,
         postgres_acquire_timeout_s=settings.postgres_acquire_timeout_s,
+        postgres_startup_timeout_s=settings.postgres_startup_timeout_s,
     )
 
 
@@ -132,7 +133,7 @@ def build_runtime(
 ) -> Runtime:
     """Everything a process of the service needs, from one Settings (read from the environment if not given)."""
     settings = settings or Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     log = get_logger("telemetry")
     metrics = metrics or PrometheusMetrics(
         label_max_values=settings.metrics_label_max_values,
