@@ -13,13 +13,16 @@ from datetime import UTC, datetime
 
 from app.models import InvalidEvent
 from app.repository.port import Erasure, EventRepository, user_digest
+from app.services.rejections import RejectionReason
 
 
 class UserErased(InvalidEvent):
     """The event's user was erased with suppression: 422 user-erased, counted as user_erased."""
 
     def __init__(self) -> None:
-        super().__init__("this user_id was erased and its events are refused", reason="user_erased", field="user_id")
+        super().__init__(
+            "this user_id was erased and its events are refused", reason=RejectionReason.USER_ERASED, field="user_id"
+        )
 
 
 class Suppressions:

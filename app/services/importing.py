@@ -126,6 +126,8 @@ async def import_records(
                 summary.invalid += 1
                 problem(number, f"{outcome.field or 'event'}: {outcome}")
                 stop = strict
+            elif not isinstance(outcome, AddResult):
+                continue  # only drafts go in, so only results and refusals of the limits come back
             elif outcome.status is AddStatus.ACCEPTED:
                 summary.accepted += 1
             elif outcome.status is AddStatus.DUPLICATE:

@@ -30,6 +30,9 @@ class InProcessClient:
     def get(self, url: str, **kwargs: Any) -> httpx.Response:
         return self.request("GET", url, **kwargs)
 
+    def options(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("OPTIONS", url, **kwargs)
+
 
 @contextmanager
 def in_process_app(tmp_path: Path, **settings: Any) -> Iterator[InProcessClient]:
