@@ -57,6 +57,7 @@ _bearer = HTTPBearer(
 )
 IngestBearer = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer, scopes=["ingest"])]
 ReadBearer = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer, scopes=["read"])]
+AdminBearer = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer, scopes=["admin"])]
 
 
 def _checked(request: Request, scope: Scope) -> ApiKey:
@@ -76,6 +77,10 @@ async def read_key(request: Request, credentials: ReadBearer = None) -> ApiKey:
     return _checked(request, "read")
 
 
+async def admin_key(request: Request, credentials: AdminBearer = None) -> ApiKey:
+    return _checked(request, "admin")
+
+
 async def _no_key() -> None:
     return None
 
@@ -84,7 +89,7 @@ def declare(policy: RoutePolicy) -> PolicyDependency:
     """The dependency that declares a route's policy."""
     if policy.scope is None or policy.key_in_body:
         return PolicyDependency(_no_key, policy=policy)
-    check = ingest_key if policy.scope == "ingest" else read_key
+    check = {"ingest": ingest_key, "read": read_key, "admin": admin_key}[policy.scope]
     return PolicyDependency(check, policy=policy)
 
 
@@ -100,6 +105,8 @@ def posthog_body_limit(settings: Settings) -> int:
 
 INGEST_JSON = declare(RoutePolicy(scope="ingest", json_body=True, cors=True))
 READ = declare(RoutePolicy(scope="read"))
+ADMIN = declare(RoutePolicy(scope="admin"))
+ADMIN_JSON = declare(RoutePolicy(scope="admin", json_body=True))
 SEGMENT_INGEST = declare(RoutePolicy(scope="ingest", key_in_body=True, cors=True))
 POSTHOG_INGEST = declare(
     RoutePolicy(scope="ingest", key_in_body=True, query_key="token", cors=True, body_limit=posthog_body_limit)
