@@ -29,6 +29,9 @@ class RoutePolicy:
     # The key comes in the body or as HTTP Basic (the SDK protocols): the route checks it itself, with
     # the same lookup. Otherwise the edge checks the bearer key before a byte of the body is read.
     key_in_body: bool = False
+    # With key_in_body: a query parameter that may carry the key instead (PostHog's ?token=). A key found
+    # before the body (there, or as HTTP Basic user or bearer) is checked by the edge, before the body is read.
+    query_key: str | None = None
     json_body: bool = False  # a body declared as JSON (UTF-8) or 415
     cors: bool = False  # open to the configured browser origins (POST, no credentials)
     body_limit: Callable[[Settings], int] | None = None  # None: request_max_bytes
@@ -105,4 +108,6 @@ READ = declare(RoutePolicy(scope="read"))
 ADMIN = declare(RoutePolicy(scope="admin"))
 ADMIN_JSON = declare(RoutePolicy(scope="admin", json_body=True))
 SEGMENT_INGEST = declare(RoutePolicy(scope="ingest", key_in_body=True, cors=True))
-POSTHOG_INGEST = declare(RoutePolicy(scope="ingest", key_in_body=True, cors=True, body_limit=posthog_body_limit))
+POSTHOG_INGEST = declare(
+    RoutePolicy(scope="ingest", key_in_body=True, query_key="token", cors=True, body_limit=posthog_body_limit)
+)
