@@ -2,14 +2,12 @@
 
 A reader should never see `9.597e-01`, `NaN`, a pandas index column or `+00:00`: shares are written as
 `96.0 %`, missing values as a dash with their reason in the text, times as `2026-01-05 03:06 UTC`.
-Also here: the judgement of whether the top of a ranking stands out from the noise, so that the report
-names a "peak" only when the data single one out.
+Whether a "peak" may be named at all is analysis/peaks.py's judgement.
 """
 
 from __future__ import annotations
 
 import html
-import math
 import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -225,76 +223,6 @@ def size_warning(events: int, span_days: float) -> str | None:
     )
 
 
-# Two leaders closer than this share of the top value are not told apart, however many events there are:
-# a 2 % difference between two evening hours is not a finding a reader should act on.
-MATERIAL_DIFFERENCE = 0.05
-
-
-@dataclass(frozen=True, slots=True)
-class Leaders:
-    """The labels whose mean cannot be told apart from the top one, and how far apart they are."""
-
-    labels: tuple[Any, ...]
-    spread: float  # (top mean - lowest tied mean) / top mean
-    measurable: bool  # False when there were too few repetitions to estimate the noise
-
-    @property
-    def single(self) -> bool:
-        return self.measurable and len(self.labels) == 1
-
-
-def tied_with_top(samples: pd.DataFrame, z: float = 2.0, material: float = MATERIAL_DIFFERENCE) -> Leaders:
-    """Which columns cannot be told apart from the column with the highest mean.
-
-    Rows are repetitions measured together (one row per day for hours of the day, one per week for
-    weekdays). A column is tied with the top when its mean is within `material` of the top's, or when
-    the paired difference (same row, so growth and busy days cancel out) is within `z` standard errors.
-    With fewer than 3 rows the noise cannot be measured.
-    """
-    frame = samples.dropna(axis=1, how="all")
-    if frame.empty:
-        return Leaders((), 0.0, False)
-    means = frame.mean()
-    top = means.idxmax()
-    if len(frame.dropna(how="all")) < 3 or means[top] <= 0:
-        return Leaders((top,), 0.0, False)
-    tied = []
-    for column in means.sort_values(ascending=False).index:
-        difference = (frame[top] - frame[column]).dropna()
-        error = difference.std(ddof=1) / math.sqrt(len(difference)) if len(difference) > 1 else math.inf
-        gap = float(means[top] - means[column])
-        if gap <= material * means[top] or gap <= z * error:
-            tied.append(column)
-    spread = float((means[top] - means[tied].min()) / means[top])
-    return Leaders(tuple(tied), spread, True)
-
-
-def hour_samples(hourly: pd.Series) -> pd.DataFrame:
-    """Rows: days; columns: hours of the day (UTC); cells: events in that hour of that day."""
-    frame = pd.DataFrame({"day": hourly.index.normalize(), "hour": hourly.index.hour, "events": hourly.to_numpy()})
-    return frame.pivot_table(index="day", columns="hour", values="events", aggfunc="sum")
-
-
-def weekday_samples(daily: pd.Series, names: Sequence[str]) -> pd.DataFrame:
-    """Rows: weeks (Monday); columns: weekdays; cells: the day's volume relative to the centred 7-day mean
-    around it, so that growth over the period does not favour the later weekdays."""
-    level = daily.rolling(7, center=True, min_periods=7).mean()
-    ratio = (daily / level).dropna()
-    if ratio.empty:
-        return pd.DataFrame(columns=list(names), dtype=float)
-    weeks = ratio.index.normalize() - pd.to_timedelta(ratio.index.day_of_week, unit="D")
-    frame = pd.DataFrame({"week": weeks, "weekday": [names[d] for d in ratio.index.day_of_week], "ratio": ratio})
-    return frame.pivot_table(index="week", columns="weekday", values="ratio", aggfunc="mean")
-
-
-def hours_text(hours: Sequence[int]) -> str:
-    """[19, 20, 21, 22] -> '19:00-22:00' (en dash); a gap lists them: '08:00, 19:00 and 20:00'."""
-    ordered = sorted(hours)
-    if len(ordered) > 2 and ordered == list(range(ordered[0], ordered[-1] + 1)):
-        return f"{ordered[0]:02d}:00–{ordered[-1]:02d}:00"
-    return and_list([f"{h:02d}:00" for h in ordered])
-
-
 def and_list(items: Sequence[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else ""
 
@@ -307,9 +235,10 @@ def period_is_partial(
     if first is None or last is None or not len(starts):
         return np.zeros(len(starts), dtype=bool)
     begin, end = pd.Timestamp(first), pd.Timestamp(last)
-    ends = starts + length
-    covered = (np.minimum(ends, end) - np.maximum(starts, begin)) / length
-    return np.asarray(covered < coverage, dtype=bool)
+    covered = [
+        (min(start + length, end) - max(start, begin)) / length for start in pd.DatetimeIndex(starts)
+    ]
+    return np.asarray([share < coverage for share in covered], dtype=bool)
 
 
 _UNIT_SUFFIXES = {"_ms": "milliseconds", "_s": "seconds", "_seconds": "seconds", "_bytes": "bytes", "_px": "pixels"}

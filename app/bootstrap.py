@@ -24,9 +24,11 @@ from app.repository import open_repository
 from app.repository.group_commit import GroupCommitWriter, WriterMetrics
 from app.repository.port import EventRepository
 from app.repository.writer_client import WriterClient
+from app.services.erasure import Suppressions
 from app.services.event_limits import EventLimits
 from app.services.event_service import EventService
 from app.services.rejections import Rejections
+from app.services.retention import LifecycleTask, Retention
 
 
 class RuntimeNotStarted(RuntimeError):
@@ -41,6 +43,7 @@ def open_store(settings: Settings) -> EventRepository:
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
         postgres_pool_max_size=settings.postgres_pool_max_size,
         postgres_acquire_timeout_s=settings.postgres_acquire_timeout_s,
+        postgres_startup_timeout_s=settings.postgres_startup_timeout_s,
     )
 
 
@@ -77,6 +80,8 @@ class Storage:
     writer: GroupCommitWriter | WriterClient  # WriterClient: `serve`'s writer process commits
     service: EventService
     body_decoder: BodyDecoder  # one per process: its memory budget is shared by every connection
+    suppressions: Suppressions  # erased users whose later events are refused, refreshed by the lifecycle task
+    lifecycle: LifecycleTask  # retention passes (when a period is set) and the suppression refresh
 
 
 @dataclass(slots=True)
@@ -101,10 +106,26 @@ class Runtime:
             writer = WriterClient(Path(settings.writer_socket), self.metrics, capacity=settings.write_queue_max)
         else:
             writer = group_commit_writer(settings, repository, self.metrics)
+        suppressions = Suppressions(repository.suppressed_users)
+        suppressions.refresh()
         service = EventService(
-            writer, repository, self.metrics, self.line_log, limits=event_limits(settings), rejections=self.rejections
+            writer,
+            repository,
+            self.metrics,
+            self.line_log,
+            limits=event_limits(settings),
+            rejections=self.rejections,
+            suppressions=suppressions,
         )
-        self._storage = Storage(repository, writer, service, BodyDecoder(settings.sdk_decode_budget_bytes))
+        retention = None
+        if settings.retention_days is not None:
+            days, chunk = settings.retention_days, settings.retention_chunk_rows
+            retention = Retention(repository, days, self.metrics, chunk_rows=chunk)
+        lifecycle = LifecycleTask(
+            retention, settings.retention_interval_s, suppressions.refresh, settings.suppression_refresh_s, self.log
+        )
+        decoder = BodyDecoder(settings.sdk_decode_budget_bytes)
+        self._storage = Storage(repository, writer, service, decoder, suppressions, lifecycle)
         return self._storage
 
     def stop(self) -> bool:
@@ -112,6 +133,7 @@ class Runtime:
         storage, self._storage = self._storage, None
         if storage is None:
             return True
+        storage.lifecycle.close()
         storage.body_decoder.close()
         drained = storage.writer.close(self.settings.shutdown_timeout_s)
         storage.repository.close()
@@ -152,7 +174,7 @@ def build_runtime(
 ) -> Runtime:
     """Everything a process of the service needs, from one Settings (read from the environment if not given)."""
     settings = settings or Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     log = get_logger("telemetry")
     metrics = metrics or PrometheusMetrics(
         label_max_values=settings.metrics_label_max_values,

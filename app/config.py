@@ -33,6 +33,8 @@ def _parse_api_keys(value: Any) -> Any:
         return json.loads(text)
     keys = []
     for entry in text.split(","):
+        if entry.count(":") != 2:
+            raise ValueError("each key is name:sha256hex:scope1+scope2, keys split by commas (python -m app hash-key)")
         name, digest, scopes = entry.strip().split(":")
         keys.append({"name": name, "sha256": digest.lower(), "scopes": scopes.split("+")})
     return keys
@@ -93,7 +95,11 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Least severe log line written; DEBUG also shows the traceback of a failed start."
     )
-    # Drop-in SDK ingestion (issue 8): Segment- and PostHog-compatible routes.
+    log_format: Literal["json", "console"] = Field(
+        default="json",
+        description="json: one JSON object a line (for log collectors). console: aligned text for a terminal.",
+    )
+    # Drop-in SDK ingestion: Segment- and PostHog-compatible routes.
     segment_source: str | None = Field(
         default=None,
         max_length=128,
@@ -110,11 +116,11 @@ class Settings(BaseSettings):
         description="Largest PostHog request body after decompression (413 past it); its SDK sends at most ~6 MiB.",
     )
     sdk_decode_budget_bytes: int = Field(
-        default=64 * 1024 * 1024,
+        default=128 * 1024 * 1024,
         ge=1024,
         description="Bytes all SDK bodies read before their key is checked (PostHog's key is inside the body) may"
-        " hold at once, on the wire, inflated and as text; past it such a request is a 503 with Retry-After."
-        " Keep it above posthog_max_body_bytes.",
+        " hold at once: on the wire, inflated, and as parsed (estimated before parsing: ~10x the text of compact"
+        " JSON events); past it such a request is a 503 with Retry-After. Keep it above 12 x posthog_max_body_bytes.",
     )
     metrics_multiproc_dir: str | None = Field(
         default=None,
@@ -186,6 +192,27 @@ class Settings(BaseSettings):
         description="Where spans go when tracing is on: OTLP over HTTP (OTEL_EXPORTER_OTLP_ENDPOINT), stderr, nowhere.",
     )
     postgres_pool_max_size: int = Field(default=8, ge=1, description="PostgreSQL connections per process, at most.")
+    postgres_startup_timeout_s: float = Field(
+        default=30.0, ge=0, description="At start-up, wait this long for a PostgreSQL still starting, then exit."
+    )
     postgres_acquire_timeout_s: float = Field(
         default=2.0, gt=0, description="Wait for a PostgreSQL connection this long, then answer 503."
+    )
+
+    # -- data lifecycle --
+    retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="Events whose timestamp is older than this many days are removed by a background task in"
+        " small chunks (and by `python -m app retention`). Unset: events are kept forever.",
+    )
+    retention_interval_s: float = Field(default=3600.0, gt=0, description="Time between two retention passes.")
+    retention_chunk_rows: int = Field(
+        default=1000, ge=1, description="Most events one retention transaction removes (ingestion goes on between)."
+    )
+    suppression_refresh_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often a replica re-reads the list of erased users whose events are refused (erased"
+        " with suppress: true).",
     )

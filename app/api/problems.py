@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -17,7 +17,9 @@ from app.json_codec import dump_json
 from app.models import DomainError, InvalidEvent
 from app.repository.group_commit import WriteQueueFull, WriterClosed
 from app.repository.port import StorageUnavailable
+from app.services.erasure import UserErased
 from app.services.event_service import EventConflict, EventNotFound
+from app.services.rejections import RejectionReason, Rejections
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_S = 1
@@ -77,6 +79,10 @@ def problem_response(
     return Response(dump_json(body), status_code=status, headers=dict(headers or {}), media_type=PROBLEM_JSON)
 
 
+def api_problem_response(exc: ApiProblem) -> Response:
+    return problem_response(exc.status, exc.detail, slug=exc.slug, headers=exc.headers, **exc.extra)
+
+
 def field_errors(errors: Sequence[Any], prefix: Sequence[str | int] = ()) -> list[dict[str, str]]:
     """Pydantic errors as FieldError dicts, without the rejected input (it may hold personal data)."""
     out = []
@@ -94,6 +100,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 _DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
     EventNotFound: (404, "event-not-found"),
     EventConflict: (409, "event-conflict"),
+    UserErased: (422, "user-erased"),  # before InvalidEvent, its base
     InvalidEvent: (422, "invalid-event"),
     WriteQueueFull: (503, "write-queue-full"),
     StorageUnavailable: (503, "storage-unavailable"),
@@ -111,22 +118,22 @@ def allowed_methods(request: Request) -> list[str]:
     return allowed
 
 
-def install_problem_handlers(app: FastAPI, reject: Callable[[str], None]) -> None:
-    """Map every error to a problem response; refused ingest requests are counted through `reject`."""
+def install_problem_handlers(app: FastAPI, rejections: Rejections) -> None:
+    """Map every error to a problem response; refused ingest requests are counted by `rejections`."""
 
-    def count_rejection(request: Request, reason: str) -> None:
+    def count_rejection(request: Request, reason: RejectionReason) -> None:
         if request.method == "POST":  # a refused ingest request, not a bad query
-            reject(reason)
+            rejections(reason)
 
     async def on_validation(request: Request, exc: RequestValidationError) -> Response:
         errors = exc.errors()
         invalid_json = [e for e in errors if e.get("type") == "json_invalid"]
         if invalid_json:
-            count_rejection(request, "malformed_json")
+            count_rejection(request, RejectionReason.MALFORMED_JSON)
             why = (invalid_json[0].get("ctx") or {}).get("error")
             detail = f"The request body is not valid JSON: {why}." if why else "The request body is not valid JSON."
             return problem_response(400, detail, slug="malformed-json")
-        count_rejection(request, "invalid")
+        count_rejection(request, RejectionReason.INVALID)
         fields = field_errors(errors)
         detail = "; ".join(f"{f['field'] or 'request'}: {f['message']}" for f in fields[:5])
         return problem_response(422, f"Validation failed: {detail}", slug="validation-error", errors=fields)
@@ -145,7 +152,7 @@ def install_problem_handlers(app: FastAPI, reject: Callable[[str], None]) -> Non
         return problem_response(exc.status_code, detail, headers=headers)
 
     async def on_api_problem(request: Request, exc: ApiProblem) -> Response:
-        return problem_response(exc.status, exc.detail, slug=exc.slug, headers=exc.headers, **exc.extra)
+        return api_problem_response(exc)
 
     async def on_domain(request: Request, exc: DomainError) -> Response:
         status, slug = next((v for k, v in _DOMAIN_STATUS.items() if isinstance(exc, k)), (500, "internal-error"))

@@ -44,6 +44,7 @@ def open_repository(
     busy_timeout_ms: int = 5000,
     postgres_pool_max_size: int = 8,
     postgres_acquire_timeout_s: float = 2.0,
+    postgres_startup_timeout_s: float = 30.0,
 ) -> EventRepository:
     """The repository for a database URL: sqlite:///PATH or postgresql://..."""
     target = parse_database_url(database_url)
@@ -55,5 +56,8 @@ def open_repository(
     from app.repository.postgres import PostgresEventRepository
 
     return PostgresEventRepository(
-        target.url, pool_max_size=postgres_pool_max_size, acquire_timeout_s=postgres_acquire_timeout_s
+        target.url,
+        pool_max_size=postgres_pool_max_size,
+        acquire_timeout_s=postgres_acquire_timeout_s,
+        startup_timeout_s=postgres_startup_timeout_s,
     )

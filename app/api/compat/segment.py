@@ -17,43 +17,38 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.api.compat.ingest import SdkProblem, ingest_messages, read_json_body, report_response
-from app.api.compat.keys import check_ingest_key, header_key
+from app.api.compat.keys import check_ingest_key, checked_before_body
 from app.api.compat.sdk_mapping import segment_message_to_draft
-from app.api.deps import DecoderDep, ServiceDep, SettingsDep
-from app.api.guards import INGEST_MARK
+from app.api.deps import DecoderDep, ServiceDep, SettingsDep, runtime_of
+from app.api.policy import SEGMENT_INGEST
 from app.api.problems import problem_responses
 
 MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
 
-router = APIRouter(prefix="/v1", tags=["segment-compatible"])
+# Every route here takes its write key from the body or HTTP Basic and is open to CORS: one policy.
+router = APIRouter(prefix="/v1", tags=["segment-compatible"], dependencies=[SEGMENT_INGEST])
 
-# INGEST_MARK: an ingest route that checks keys itself (CORS opens it to the configured browser origins).
-_BODY = {
-    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
-    INGEST_MARK: True,
-}
+_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}}
 _RESPONSES = problem_responses(400, 401, 403, 413, 415, 429, 503)
 
 
 async def _ingest(
     request: Request, service: ServiceDep, settings: SettingsDep, decoder: DecoderDep, kind: str | None
 ) -> Response:
-    key = header_key(request)
-    if key is not None:  # refused before the body is read
-        check_ingest_key(request, key)
+    key_checked = checked_before_body(request)  # the Basic user (or a bearer key), by the edge
     body = await read_json_body(
         request,
         decoder,
         limit=MAX_EVENT_BYTES if kind else MAX_BATCH_BYTES,
         too_large_status=400,
-        key_checked=key is not None,
-        service=service,
+        key_checked=key_checked,
+        rejections=runtime_of(request).rejections,
         sdk="segment",
     )
     if not isinstance(body, dict):
         raise SdkProblem(400, "invalid-body", "The body must be a JSON object.")
-    if key is None:
+    if not key_checked:
         write_key = body.get("writeKey")
         check_ingest_key(request, write_key if isinstance(write_key, str) else None)
     if kind is None:
@@ -70,6 +65,7 @@ async def _ingest(
     )
     report = await ingest_messages(
         service,
+        runtime_of(request).rejections,
         messages,
         to_draft,
         id_field="messageId",
