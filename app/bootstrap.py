@@ -22,9 +22,11 @@ from app.observability.metrics import PrometheusMetrics
 from app.repository import open_repository
 from app.repository.group_commit import GroupCommitWriter
 from app.repository.port import EventRepository
+from app.services.erasure import Suppressions
 from app.services.event_limits import EventLimits
 from app.services.event_service import EventService
 from app.services.rejections import Rejections
+from app.services.retention import LifecycleTask, Retention
 
 
 class RuntimeNotStarted(RuntimeError):
@@ -69,6 +71,8 @@ class Storage:
     writer: GroupCommitWriter
     service: EventService
     body_decoder: BodyDecoder  # one per process: its memory budget is shared by every connection
+    suppressions: Suppressions  # erased users whose later events are refused, refreshed by the lifecycle task
+    lifecycle: LifecycleTask  # retention passes (when a period is set) and the suppression refresh
 
 
 @dataclass(slots=True)
@@ -90,10 +94,26 @@ class Runtime:
         writer = GroupCommitWriter(
             repository, self.metrics, max_queue=settings.write_queue_max, max_batch=settings.commit_batch_max
         )
+        suppressions = Suppressions(repository.suppressed_users)
+        suppressions.refresh()
         service = EventService(
-            writer, repository, self.metrics, self.log, limits=event_limits(settings), rejections=self.rejections
+            writer,
+            repository,
+            self.metrics,
+            self.log,
+            limits=event_limits(settings),
+            rejections=self.rejections,
+            suppressions=suppressions,
         )
-        self._storage = Storage(repository, writer, service, BodyDecoder(settings.sdk_decode_budget_bytes))
+        retention = None
+        if settings.retention_days is not None:
+            days, chunk = settings.retention_days, settings.retention_chunk_rows
+            retention = Retention(repository, days, self.metrics, chunk_rows=chunk)
+        lifecycle = LifecycleTask(
+            retention, settings.retention_interval_s, suppressions.refresh, settings.suppression_refresh_s, self.log
+        )
+        decoder = BodyDecoder(settings.sdk_decode_budget_bytes)
+        self._storage = Storage(repository, writer, service, decoder, suppressions, lifecycle)
         return self._storage
 
     def stop(self) -> bool:
@@ -101,6 +121,7 @@ class Runtime:
         storage, self._storage = self._storage, None
         if storage is None:
             return True
+        storage.lifecycle.close()
         storage.body_decoder.close()
         drained = storage.writer.close(self.settings.shutdown_timeout_s)
         storage.repository.close()
