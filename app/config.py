@@ -62,6 +62,18 @@ class Settings(BaseSettings):
         description="FULL: an acknowledged event survives power loss. NORMAL: survives a process crash only.",
     )
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    sqlite_wal_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Bound on the SQLite write-ahead log (telemetry.db-wal): its journal_size_limit, and the"
+        " telemetry_sqlite_wal_limit_bytes the TelemetrySqliteWalTooLarge alert compares against.",
+    )
+    sqlite_wal_checkpoint_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=0,
+        description="Once the WAL passes this size, the writer checkpoints between group commits (PASSIVE; past"
+        " half of sqlite_wal_max_bytes RESTART, which waits for old readers). 0: off: the WAL grows under load.",
+    )
     write_queue_max: int = Field(
         default=10_000, ge=1, description="Events waiting for commit before ingestion answers 503."
     )

@@ -19,7 +19,9 @@ from app.logging_config import configure_logging, get_logger
 from app.observability.metrics import PrometheusMetrics
 from app.observability.tracing import install_tracing
 from app.repository import open_repository
+from app.repository.events_repository import SqliteEventRepository
 from app.repository.group_commit import GroupCommitWriter
+from app.repository.sqlite_wal import WalBound
 from app.services.event_service import EventService
 
 
@@ -39,11 +41,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.database_url,
             synchronous=settings.sqlite_synchronous,
             busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+            wal_max_bytes=settings.sqlite_wal_max_bytes,
             postgres_pool_max_size=settings.postgres_pool_max_size,
             postgres_acquire_timeout_s=settings.postgres_acquire_timeout_s,
         )
+        between_commits = None
+        if isinstance(repository, SqliteEventRepository):
+            metrics.wal_limit(settings.sqlite_wal_max_bytes)
+            between_commits = WalBound(
+                repository.path,
+                repository.checkpoint,
+                metrics,
+                checkpoint_bytes=settings.sqlite_wal_checkpoint_bytes,
+                max_bytes=settings.sqlite_wal_max_bytes,
+            )
         writer = GroupCommitWriter(
-            repository, metrics, max_queue=settings.write_queue_max, max_batch=settings.commit_batch_max
+            repository,
+            metrics,
+            max_queue=settings.write_queue_max,
+            max_batch=settings.commit_batch_max,
+            between_commits=between_commits,
         )
         app.state.writer = writer
         app.state.service = EventService(writer, repository, metrics, log, limits=event_limits(settings))

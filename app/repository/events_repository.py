@@ -20,6 +20,7 @@ from uuid import UUID
 from app.database.connection import SynchronousMode, connect, migrate
 from app.json_codec import dump_json, load_json
 from app.models import UserActionEvent, from_utc_text, to_utc_text
+from app.repository.sqlite_wal import CheckpointMode
 
 
 class AddStatus(StrEnum):
@@ -217,8 +218,10 @@ class SqliteEventRepository:
         synchronous: SynchronousMode = "FULL",
         busy_timeout_ms: int = 5000,
         checkpoint_interval_s: float | None = 1.0,
+        wal_max_bytes: int | None = None,
     ) -> None:
         self.path = path
+        self._wal_max_bytes = wal_max_bytes
         self._synchronous: SynchronousMode = synchronous
         self._busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
@@ -238,6 +241,9 @@ class SqliteEventRepository:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = connect(self.path, synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms)
+            if self._wal_max_bytes is not None:
+                # Once a checkpoint lets the log start again, the file is cut back to this size.
+                conn.execute(f"PRAGMA journal_size_limit = {int(self._wal_max_bytes)}")
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
@@ -338,8 +344,10 @@ class SqliteEventRepository:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("ROLLBACK")
 
-    def checkpoint(self, mode: Literal["PASSIVE", "TRUNCATE"] = "PASSIVE") -> None:
-        self._connection().execute(f"PRAGMA wal_checkpoint({mode})")
+    def checkpoint(self, mode: CheckpointMode = "PASSIVE") -> tuple[int, int, int]:
+        """(busy, frames in the log, frames checkpointed), as SQLite reports them."""
+        busy, log_frames, checkpointed = self._connection().execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        return int(busy), int(log_frames), int(checkpointed)
 
     def _checkpoint_loop(self, interval_s: float) -> None:
         while not self._stop.wait(interval_s):

@@ -12,7 +12,7 @@ import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -66,8 +66,11 @@ class GroupCommitWriter:
         *,
         max_queue: int = 10_000,
         max_batch: int = 2000,
+        between_commits: Callable[[], None] | None = None,
     ) -> None:
         self._repository = repository
+        # Upkeep that must not race our own writes (SQLite's WAL checkpoint): run here, after each commit.
+        self._between_commits = between_commits
         self._metrics = metrics
         self._max_queue = max_queue
         self._max_batch = max_batch
@@ -122,6 +125,9 @@ class GroupCommitWriter:
     def _run(self) -> None:
         while (taken := self._take()) is not None:
             self._commit(taken)
+            if self._between_commits is not None:
+                with contextlib.suppress(Exception):  # upkeep failing must never stop the writer; it runs again
+                    self._between_commits()
 
     def _commit(self, taken: list[_Pending]) -> None:
         events = [e for p in taken for e in p.events]
