@@ -160,6 +160,23 @@ class Settings(BaseSettings):
         validation_alias="OTEL_TRACES_EXPORTER",
         description="Where spans go when tracing is on: OTLP over HTTP (OTEL_EXPORTER_OTLP_ENDPOINT), stderr, nowhere.",
     )
+    read_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description="Reads (GET /v1/events..., /v1/stats, export pages) run at once, on threads of their own,"
+        " so health, metrics and ingest never wait behind them.",
+    )
+    read_queue_max: int = Field(
+        default=32, ge=0, description="Reads waiting for a turn; past that a read answers 503 + Retry-After."
+    )
+    read_queue_wait_s: float = Field(
+        default=10.0, gt=0, description="Longest a read waits for a turn before 503 + Retry-After."
+    )
+    stats_max_buckets: int = Field(
+        default=10_000,
+        ge=1,
+        description="Most time buckets one GET /v1/stats returns (10,000 hours is ~14 months); past it: 422.",
+    )
     postgres_pool_max_size: int = Field(default=8, ge=1, description="PostgreSQL connections per process, at most.")
     postgres_acquire_timeout_s: float = Field(
         default=2.0, gt=0, description="Wait for a PostgreSQL connection this long, then answer 503."

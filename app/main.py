@@ -14,6 +14,7 @@ from app.api.docs import install_offline_docs
 from app.api.guards import event_limits, install_guards
 from app.api.middleware import RequestContextMiddleware
 from app.api.problems import install_problem_handlers
+from app.api.read_capacity import ReadCapacity
 from app.config import Settings
 from app.logging_config import configure_logging, get_logger
 from app.observability.metrics import PrometheusMetrics
@@ -79,6 +80,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.reads = ReadCapacity(
+        concurrency=settings.read_concurrency, queue_max=settings.read_queue_max, wait_s=settings.read_queue_wait_s
+    )
     app.state.metrics = metrics
     install_problem_handlers(app)
     install_offline_docs(app)

@@ -11,6 +11,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.responses import Response
 
 from app.api.problems import ApiProblem, field_errors, problem_responses
+from app.api.read_capacity import ReadCapacity
 from app.api.schemas import (
     PLAIN_TEXT,
     BatchIn,
@@ -45,7 +46,13 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
+async def get_reads(request: Request) -> ReadCapacity:
+    reads: ReadCapacity = request.app.state.reads
+    return reads
+
+
 ServiceDep = Annotated[EventService, Depends(get_service)]
+ReadsDep = Annotated[ReadCapacity, Depends(get_reads)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 # JsonRoute: strict JSON bodies (400), 415 for other media types, access checks before the body is read.
@@ -146,10 +153,10 @@ def _uuid_or_none(value: Any) -> str | None:
     response_model=EventOut,
     summary="Read one event",
     dependencies=READ,
-    responses={**ACCESS_PROBLEMS, **problem_responses(404)},
+    responses={**ACCESS_PROBLEMS, **problem_responses(404, 503)},
 )
-def get_event(event_id: UUID, service: ServiceDep) -> Response:
-    return JsonBody(event_json(service.get_event(event_id)))
+async def get_event(event_id: UUID, service: ServiceDep, reads: ReadsDep) -> Response:
+    return JsonBody(event_json(await reads.run(service.get_event, event_id)))
 
 
 def event_filter(
@@ -172,10 +179,11 @@ FilterDep = Annotated[EventFilter, Depends(event_filter)]
     response_model=EventPageOut,
     summary="List events in (timestamp, event_id) order, a keyset page at a time",
     dependencies=READ,
-    responses={**ACCESS_PROBLEMS, **problem_responses(400, 422)},
+    responses={**ACCESS_PROBLEMS, **problem_responses(400, 422, 503)},
 )
-def list_events(
+async def list_events(
     service: ServiceDep,
+    reads: ReadsDep,
     event_filter: FilterDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
@@ -184,7 +192,7 @@ def list_events(
         after = decode_cursor(cursor) if cursor else None
     except InvalidCursor as exc:
         raise ApiProblem(400, "invalid-cursor", str(exc)) from exc
-    page = service.list_events(EventQuery(event_filter, limit, after))
+    page = await reads.run(service.list_events, EventQuery(event_filter, limit, after))
     return JsonBody({"items": [event_json(e) for e in page.items], "next_cursor": encode_cursor(page.next_cursor)})
 
 
@@ -193,14 +201,18 @@ def list_events(
     response_model=StatsOut,
     summary="Event counts by action, by source and by time bucket over a time range",
     dependencies=READ,
-    responses={**ACCESS_PROBLEMS, **problem_responses(422)},
+    responses={**ACCESS_PROBLEMS, **problem_responses(422, 503)},
 )
-def stats(
+async def stats(
     service: ServiceDep,
+    reads: ReadsDep,
+    settings: SettingsDep,
     event_filter: FilterDep,
     bucket: Literal["hour", "day"] = "hour",
 ) -> Response:
-    result = service.stats(StatsQuery(event_filter, bucket))
+    # The store stops after limit + 1 buckets, and the service refuses more than the limit (422).
+    query = StatsQuery(event_filter, bucket, max_buckets=settings.stats_max_buckets)
+    result = await reads.run(service.stats, query)
     return JsonBody(
         {
             "total": result.total,

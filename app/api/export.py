@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import StreamingResponse
 
-from app.api.events import ACCESS_PROBLEMS, READ, FilterDep, ServiceDep
+from app.api.events import ACCESS_PROBLEMS, READ, FilterDep, ReadsDep, ServiceDep
 from app.api.problems import problem_responses
 from app.export_format import MEDIA_TYPES, ExportFormat, export_chunks
 
@@ -25,16 +25,17 @@ router = APIRouter(prefix="/v1", tags=["events"])
         **problem_responses(422),
     },
 )
-def export_events(
+async def export_events(
     service: ServiceDep,
+    reads: ReadsDep,
     event_filter: FilterDep,
     format: Annotated[ExportFormat, Query(description="ndjson (one JSON event a line) or csv")] = "ndjson",
 ) -> StreamingResponse:
-    # A sync iterator: Starlette pulls each chunk in a worker thread, so the event loop never waits on
-    # SQLite, and only one page of events (plus one chunk of bytes) is in memory at a time.
+    # Each chunk is pulled on a read thread in a read turn, so the event loop never waits on the store,
+    # and only one page of events (plus one chunk of bytes) is in memory at a time.
     chunks = export_chunks(service.export_events(event_filter), format)
     return StreamingResponse(
-        chunks,
+        reads.stream(chunks),
         media_type=MEDIA_TYPES[format],
         headers={"content-disposition": f'attachment; filename="events.{format}"'},
     )

@@ -16,7 +16,7 @@ from starlette.routing import Match
 from app.json_codec import dump_json
 from app.models import DomainError, InvalidEvent
 from app.repository.group_commit import StorageUnavailable, WriteQueueFull, WriterClosed
-from app.services.event_service import EventConflict, EventNotFound
+from app.services.event_service import EventConflict, EventNotFound, TooManyBuckets
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_S = 1
@@ -94,6 +94,7 @@ _DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
     EventNotFound: (404, "event-not-found"),
     EventConflict: (409, "event-conflict"),
     InvalidEvent: (422, "invalid-event"),
+    TooManyBuckets: (422, "too-many-buckets"),
     WriteQueueFull: (503, "write-queue-full"),
     StorageUnavailable: (503, "storage-unavailable"),
     WriterClosed: (503, "shutting-down"),

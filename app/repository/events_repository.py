@@ -73,6 +73,7 @@ Bucket = Literal["hour", "day"]
 class StatsQuery:
     filter: EventFilter = field(default_factory=EventFilter)
     bucket: Bucket = "hour"
+    max_buckets: int | None = None  # a backend may stop after max_buckets + 1: the caller refuses more
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,9 +330,11 @@ class SqliteEventRepository:
             by_source = dict(
                 conn.execute(f"SELECT source, COUNT(*) FROM events{where} GROUP BY source", params).fetchall()
             )
+            limit = -1 if q.max_buckets is None else q.max_buckets + 1
             buckets = conn.execute(
-                f"SELECT substr(timestamp, 1, {width}) AS b, COUNT(*) FROM events{where} GROUP BY b ORDER BY b",
-                params,
+                f"SELECT substr(timestamp, 1, {width}) AS b, COUNT(*) FROM events{where} GROUP BY b ORDER BY b"
+                " LIMIT ?",
+                [*params, limit],
             ).fetchall()
         finally:
             conn.execute("COMMIT")
@@ -344,9 +347,19 @@ class SqliteEventRepository:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("ROLLBACK")
 
-    def checkpoint(self, mode: CheckpointMode = "PASSIVE") -> tuple[int, int, int]:
-        """(busy, frames in the log, frames checkpointed), as SQLite reports them."""
-        busy, log_frames, checkpointed = self._connection().execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+    def checkpoint(self, mode: CheckpointMode = "PASSIVE", wait_ms: int | None = None) -> tuple[int, int, int]:
+        """(busy, frames in the log, frames checkpointed), as SQLite reports them.
+
+        wait_ms: how long RESTART/TRUNCATE may wait for readers (the busy timeout) instead of the usual one.
+        """
+        conn = self._connection()
+        if wait_ms is not None:
+            conn.execute(f"PRAGMA busy_timeout = {int(wait_ms)}")
+        try:
+            busy, log_frames, checkpointed = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        finally:
+            if wait_ms is not None:
+                conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
         return int(busy), int(log_frames), int(checkpointed)
 
     def _checkpoint_loop(self, interval_s: float) -> None:

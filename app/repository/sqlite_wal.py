@@ -3,11 +3,13 @@
 A PASSIVE checkpoint from another thread never resets the WAL under sustained load: new frames are
 appended while it runs, so it is never complete when the next transaction starts, and the file only
 grows (5.8 GB in 60 s was seen). The writer thread owns the write lock between group commits.
-A checkpoint run there has no writer of ours to race: past `checkpoint_bytes` it runs PASSIVE (it never
-waits, and a complete one lets the next commit start the log again from its beginning); past half of
-`max_bytes`, when readers on old snapshots kept the passive ones from completing, it runs RESTART, which
-waits for them (at most busy_timeout) so that the log surely starts again. `journal_size_limit` (set to
-max_bytes on every connection) cuts the file back when it does. Measured in docs/benchmarks.md.
+A checkpoint run there has no writer of ours to race. Past `checkpoint_bytes` it runs PASSIVE (never
+waits; a complete one lets the next commit start the log again from its beginning). Readers that overlap
+without pause can keep a passive one from ever completing, so past half of `max_bytes` it runs RESTART,
+which holds the write lock and waits for readers on older snapshots: at most `_SHORT_WAIT_MS` while the
+log is under its bound (ingest stays fast), the full busy timeout once it is past (the bound wins).
+`journal_size_limit` (max_bytes, on every connection) cuts the file back once the log has restarted.
+Measured in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ CheckpointMode = Literal["PASSIVE", "RESTART", "TRUNCATE"]
 
 
 _MIN_INTERVAL_S = 0.25
+_SHORT_WAIT_MS = 50
 
 
 class WalMetrics(Protocol):
@@ -41,7 +44,7 @@ class WalBound:
     def __init__(
         self,
         database: Path,
-        checkpoint: Callable[[CheckpointMode], tuple[int, int, int]],
+        checkpoint: Callable[[CheckpointMode, int | None], tuple[int, int, int]],
         metrics: WalMetrics,
         *,
         checkpoint_bytes: int,
@@ -52,6 +55,7 @@ class WalBound:
         self._metrics = metrics
         self._checkpoint_bytes = checkpoint_bytes
         self._restart_bytes = max_bytes // 2
+        self._max_bytes = max_bytes
         self._next_at = 0.0
 
     def __call__(self) -> None:
@@ -65,8 +69,11 @@ class WalBound:
         # A reset log keeps its file size, so past the mark every commit would checkpoint (and fsync the
         # database): a few times a second is enough to keep up, and costs far less.
         self._next_at = started + _MIN_INTERVAL_S
-        mode: CheckpointMode = "RESTART" if size >= self._restart_bytes else "PASSIVE"
-        busy, log_frames, checkpointed = self._checkpoint(mode)
+        if size < self._restart_bytes:
+            busy, log_frames, checkpointed = self._checkpoint("PASSIVE", None)
+        else:
+            wait_ms = None if size >= self._max_bytes else _SHORT_WAIT_MS
+            busy, log_frames, checkpointed = self._checkpoint("RESTART", wait_ms)
         # busy: a reader (or another process's writer) kept it from finishing; the next commit tries again.
         self._metrics.wal_checkpointed(time.perf_counter() - started, not busy and log_frames == checkpointed)
         self._metrics.wal_size(_size(self._wal))
