@@ -65,14 +65,14 @@ class Settings(BaseSettings):
     sqlite_wal_max_bytes: int = Field(
         default=64 * 1024 * 1024,
         ge=1024 * 1024,
-        description="Bound on the SQLite write-ahead log (telemetry.db-wal): its journal_size_limit, and the"
-        " telemetry_sqlite_wal_limit_bytes the TelemetrySqliteWalTooLarge alert compares against.",
+        description="Bound on the SQLite write-ahead log (telemetry.db-wal): past half of it the writer's"
+        " checkpoints wait for readers; telemetry_sqlite_wal_limit_bytes, which TelemetrySqliteWalTooLarge uses.",
     )
     sqlite_wal_checkpoint_bytes: int = Field(
         default=16 * 1024 * 1024,
         ge=0,
-        description="Once the WAL passes this size, the writer checkpoints between group commits (PASSIVE; past"
-        " half of sqlite_wal_max_bytes RESTART, which waits for old readers). 0: off: the WAL grows under load.",
+        description="Once the WAL passes this size, the writer checkpoints between group commits, and a log that"
+        " restarts is cut back to it (journal_size_limit). 0: off: the WAL then grows without bound under load.",
     )
     write_queue_max: int = Field(
         default=10_000, ge=1, description="Events waiting for commit before ingestion answers 503."

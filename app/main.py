@@ -42,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             settings.database_url,
             synchronous=settings.sqlite_synchronous,
             busy_timeout_ms=settings.sqlite_busy_timeout_ms,
-            wal_max_bytes=settings.sqlite_wal_max_bytes,
+            wal_size_limit=settings.sqlite_wal_checkpoint_bytes or None,
             postgres_pool_max_size=settings.postgres_pool_max_size,
             postgres_acquire_timeout_s=settings.postgres_acquire_timeout_s,
         )

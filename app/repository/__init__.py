@@ -11,7 +11,7 @@ def open_repository(
     *,
     synchronous: SynchronousMode = "FULL",
     busy_timeout_ms: int = 5000,
-    wal_max_bytes: int | None = None,
+    wal_size_limit: int | None = None,
     postgres_pool_max_size: int = 8,
     postgres_acquire_timeout_s: float = 2.0,
 ) -> EventRepository:
@@ -19,7 +19,7 @@ def open_repository(
     target = parse_database_url(database_url)
     if target.sqlite_path is not None:
         return SqliteEventRepository(
-            target.sqlite_path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms, wal_max_bytes=wal_max_bytes
+            target.sqlite_path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms, wal_size_limit=wal_size_limit
         )
     # Imported here: a SQLite deployment never loads the PostgreSQL driver.
     from app.repository.postgres_repository import PostgresEventRepository

@@ -219,10 +219,10 @@ class SqliteEventRepository:
         synchronous: SynchronousMode = "FULL",
         busy_timeout_ms: int = 5000,
         checkpoint_interval_s: float | None = 1.0,
-        wal_max_bytes: int | None = None,
+        wal_size_limit: int | None = None,
     ) -> None:
         self.path = path
-        self._wal_max_bytes = wal_max_bytes
+        self._wal_size_limit = wal_size_limit
         self._synchronous: SynchronousMode = synchronous
         self._busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
@@ -242,9 +242,9 @@ class SqliteEventRepository:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = connect(self.path, synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms)
-            if self._wal_max_bytes is not None:
+            if self._wal_size_limit is not None:
                 # Once a checkpoint lets the log start again, the file is cut back to this size.
-                conn.execute(f"PRAGMA journal_size_limit = {int(self._wal_max_bytes)}")
+                conn.execute(f"PRAGMA journal_size_limit = {int(self._wal_size_limit)}")
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)

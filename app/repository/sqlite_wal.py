@@ -4,12 +4,12 @@ A PASSIVE checkpoint from another thread never resets the WAL under sustained lo
 appended while it runs, so it is never complete when the next transaction starts, and the file only
 grows (5.8 GB in 60 s was seen). The writer thread owns the write lock between group commits.
 A checkpoint run there has no writer of ours to race. Past `checkpoint_bytes` it runs PASSIVE (never
-waits; a complete one lets the next commit start the log again from its beginning). Readers that overlap
-without pause can keep a passive one from ever completing, so past half of `max_bytes` it runs RESTART,
-which holds the write lock and waits for readers on older snapshots: at most `_SHORT_WAIT_MS` while the
-log is under its bound (ingest stays fast), the full busy timeout once it is past (the bound wins).
-`journal_size_limit` (max_bytes, on every connection) cuts the file back once the log has restarted.
-Measured in docs/benchmarks.md.
+waits; a complete one lets the next commit start the log again from its beginning, and
+`journal_size_limit` = checkpoint_bytes cuts the file back). Readers that overlap without pause can keep
+passive ones from ever completing, so once the file passes half of `max_bytes` it runs RESTART, which
+holds the write lock and waits for readers on older snapshots: 50 ms at first, twice as long after each
+failure (up to 1.6 s) while the log is under its bound, the full busy timeout once past it (the bound
+wins over ingest latency). Measured in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ CheckpointMode = Literal["PASSIVE", "RESTART", "TRUNCATE"]
 
 
 _MIN_INTERVAL_S = 0.25
-_SHORT_WAIT_MS = 50
+_FIRST_WAIT_MS = 50
+_LONGEST_WAIT_MS = 1600
 
 
 class WalMetrics(Protocol):
@@ -57,23 +58,28 @@ class WalBound:
         self._restart_bytes = max_bytes // 2
         self._max_bytes = max_bytes
         self._next_at = 0.0
+        self._wait_ms = _FIRST_WAIT_MS
 
     def __call__(self) -> None:
         size = _size(self._wal)
         self._metrics.wal_size(size)
-        if not self._checkpoint_bytes or size < self._checkpoint_bytes:
+        # journal_size_limit cuts a restarted log back to checkpoint_bytes, so the file passes the mark only
+        # once the log holds that much again: one checkpoint per checkpoint_bytes written.
+        if not self._checkpoint_bytes or size <= self._checkpoint_bytes:
             return
         started = time.perf_counter()
-        if started < self._next_at and size < self._restart_bytes:
+        if started < self._next_at:  # readers kept the last one from completing: not on every commit
             return
-        # A reset log keeps its file size, so past the mark every commit would checkpoint (and fsync the
-        # database): a few times a second is enough to keep up, and costs far less.
-        self._next_at = started + _MIN_INTERVAL_S
         if size < self._restart_bytes:
             busy, log_frames, checkpointed = self._checkpoint("PASSIVE", None)
+            wait_s = 0.0
         else:
-            wait_ms = None if size >= self._max_bytes else _SHORT_WAIT_MS
+            # The log did not restart: wait for the readers on old snapshots, a little longer each time.
+            wait_ms = None if size >= self._max_bytes else self._wait_ms
             busy, log_frames, checkpointed = self._checkpoint("RESTART", wait_ms)
-        # busy: a reader (or another process's writer) kept it from finishing; the next commit tries again.
-        self._metrics.wal_checkpointed(time.perf_counter() - started, not busy and log_frames == checkpointed)
+            self._wait_ms = min(self._wait_ms * 2, _LONGEST_WAIT_MS) if busy else _FIRST_WAIT_MS
+            wait_s = (wait_ms or 0) / 1000
+        complete = not busy and log_frames == checkpointed
+        self._next_at = started + max(_MIN_INTERVAL_S, wait_s) if not complete else 0.0
+        self._metrics.wal_checkpointed(time.perf_counter() - started, complete)
         self._metrics.wal_size(_size(self._wal))

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.server import ServerProcess
 
-BOUND = 4 * 1024 * 1024
+BOUND = 16 * 1024 * 1024
 LOAD_S = 25
 CLIENTS = 6
 READERS = 2
@@ -40,7 +40,7 @@ def _batch(client: int, n: int) -> dict[str, object]:
                 "user_id": f"user-{client}-{(n + i) % 97}",
                 "action": ("view", "click", "purchase")[i % 3],
                 "source": ("web", "ios")[i % 2],
-                "metadata": {"path": f"/page/{i % 40}", "n": n + i, "pad": "x" * 600},
+                "metadata": {"path": f"/page/{i % 40}", "n": n + i, "pad": "x" * 1000},
             }
             for i in range(BATCH)
         ]
@@ -101,10 +101,10 @@ def test_wal_stays_under_its_bound_under_sustained_batch_load(tmp_path: Path) ->
     total = sum(accepted)
     assert set(statuses) == {200}, statuses
     # Every page of the database went through the WAL: without checkpoints the WAL would be at least this big.
-    assert db.stat().st_size > 3 * BOUND, f"only {total} events: the load did not exercise the WAL"
+    assert db.stat().st_size > 1.5 * BOUND, f"only {total} events: the load did not exercise the WAL"
     peak = max(samples, default=0)
     assert len(samples) > 100
-    assert peak < BOUND, f"WAL peaked at {peak / 2**20:.1f} MiB"
+    assert peak < BOUND, f"WAL peaked at {peak / 2**20:.1f} MiB: {[round(s / 2**20, 1) for s in samples[::5]]}"
     assert metrics["telemetry_sqlite_wal_limit_bytes"] == BOUND
     assert 0 < metrics["telemetry_sqlite_wal_bytes"] < BOUND
     assert metrics["telemetry_sqlite_checkpoint_duration_seconds_count"] > 0
