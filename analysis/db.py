@@ -1,23 +1,29 @@
-"""Read-only access to the event store from a database URL, and the one way queries are run.
+"""Read-only access to the event store from a database URL, and the engine every analysis runs on.
 
-The analysis never imports the service: it knows only the table layout (events: event_id, user_id, action,
-source, timestamp, received_at, sent_at, metadata, with fixed-width UTC text timestamps) and the URL forms
-the service accepts. Each backend brings its connection and its own SQL texts (analysis/sql/<backend>.py);
-the analysis modules ask for queries by name and never hold SQL themselves.
+The analysis never imports the service: it knows only the table layout (events: seq, event_id, user_id,
+action, source, timestamp, received_at, sent_at, metadata) and the URL forms the service accepts.
+
+Every analysis runs in DuckDB, in memory, on one columnar copy of the events that `Database.engine()`
+loads from the store on first use (Arrow batches through ADBC, a few seq ranges read in parallel; see
+analysis/load.py). One engine and one SQL dialect for every backend: the answers on SQLite and
+PostgreSQL are equal by construction, and the store sees one sequential read per report instead of a
+scan per question. The store connection stays open, read-only, for the few look-ups that need columns
+the copy leaves out (metadata text of chosen rows).
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import duckdb
 import pandas as pd
 
 from analysis.sql import sqlite as sqlite_sql
-from analysis.sql.queries import Queries
+from analysis.sql.store import StoreQueries
 
 
 class DatabaseNotFound(FileNotFoundError):
@@ -35,30 +41,63 @@ class _DbApiConnection(Protocol):
 
 @dataclass(slots=True)
 class Database:
-    """A read-only connection plus the SQL texts of its backend."""
+    """A read-only store connection, the SQL texts of its backend, and the lazily loaded engine."""
 
     connection: _DbApiConnection
-    sql: Queries
+    sql: StoreQueries
     url: str
+    adbc_uri: str  # the same store, as the ADBC driver opens it for the bulk read
+    backend: str  # "sqlite" or "postgresql"
+    _engine: duckdb.DuckDBPyConnection | None = field(default=None, repr=False)
+    _derived: set[str] = field(default_factory=set, repr=False)
 
-    def frame(
-        self, query: str, params: Mapping[str, Any] | None = None, columns: Sequence[str] | None = None
-    ) -> pd.DataFrame:
-        """Run one query; the result is an aggregate, so it fits in memory whatever the table size."""
-        cursor = self.connection.cursor()
+    def engine(self) -> duckdb.DuckDBPyConnection:
+        """The DuckDB connection holding the `events` table (loaded on first call; see analysis/load.py)."""
+        if self._engine is None:
+            from analysis.load import load_events
+
+            self._engine = load_events(self)
+        return self._engine
+
+    def frame(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> pd.DataFrame:
+        """Run one engine (DuckDB) query; every analysis query returns an aggregate or a bounded sample."""
+        cursor = self.engine().cursor()
         try:
-            cursor.execute(query, dict(params or {}))
-            names = list(columns) if columns else [d[0] for d in cursor.description]
-            return pd.DataFrame.from_records(cursor.fetchall(), columns=names)
+            return cursor.execute(query, params if params is not None else []).df()
         finally:
             cursor.close()
 
-    def row(self, query: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """The single row of a query, as a dict keyed by column name."""
-        frame = self.frame(query, params)
-        return {str(k): _plain(v) for k, v in frame.iloc[0].items()} if len(frame) else {}
+    def row(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The single row of an engine query, as a dict of plain Python values."""
+        cursor = self.engine().cursor()
+        try:
+            result = cursor.execute(query, params if params is not None else [])
+            names = [d[0] for d in result.description or []]
+            values = result.fetchone()
+            return dict(zip(names, values, strict=True)) if values else {}
+        finally:
+            cursor.close()
+
+    def store_rows(self, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one query on the store itself (read-only), in its driver's parameter style."""
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(query, tuple(params))
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
+
+    def derived_table(self, name: str) -> bool:
+        """True the first time a derived engine table `name` is asked for (the caller then builds it)."""
+        if name in self._derived:
+            return False
+        self._derived.add(name)
+        return True
 
     def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
         self.connection.close()
 
     def __enter__(self) -> Database:
@@ -66,11 +105,6 @@ class Database:
 
     def __exit__(self, *_: object) -> None:
         self.close()
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars to Python numbers, so callers get plain numbers."""
-    return value.item() if hasattr(value, "item") else value
 
 
 def sqlite_path(url: str) -> Path:
@@ -85,10 +119,11 @@ def _open_sqlite(url: str) -> Database:
     path = sqlite_path(url)
     if not path.is_file():
         raise DatabaseNotFound(f"no database file at {path} (from {url})")
+    uri = f"{path.resolve().as_uri()}?mode=ro"
     # mode=ro: the analysis cannot write, whatever a query says; query_only guards against attached files.
-    connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+    connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
     connection.execute("PRAGMA query_only = ON")
-    return Database(connection, sqlite_sql.QUERIES, url)
+    return Database(connection, sqlite_sql.QUERIES, url, uri, "sqlite")
 
 
 def connect(database_url: str) -> Database:
@@ -96,7 +131,7 @@ def connect(database_url: str) -> Database:
     if database_url.startswith("sqlite:///"):
         return _open_sqlite(database_url)
     if database_url.startswith(("postgresql://", "postgres://")):
-        from analysis.sql.postgres import open_postgres  # only a PostgreSQL user loads the driver
+        from analysis.postgres import open_postgres  # only a PostgreSQL user loads the driver
 
         return open_postgres(database_url)
     raise UnsupportedDatabaseUrl(f"unsupported database URL {database_url!r}: use sqlite:///PATH or postgresql://...")

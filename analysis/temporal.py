@@ -10,16 +10,23 @@ import numpy as np
 import pandas as pd
 
 from analysis.db import Database
+from analysis.filters import Filter, filter_sql
+from analysis.timeutil import utc_index
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
-def hourly_series(db: Database) -> pd.Series:
+def hourly_series(db: Database, where: Filter | None = None) -> pd.Series:
     """Events per UTC hour, hours without events included as 0."""
-    frame = db.frame(db.sql.hourly_events)
+    condition, params = filter_sql(db, where)
+    frame = db.frame(
+        f"SELECT date_trunc('hour', ts) AS hour, COUNT(*) AS events FROM events e WHERE {condition} "
+        "GROUP BY hour ORDER BY hour",
+        params,
+    )
     if frame.empty:
         return pd.Series(dtype="int64", name="events")
-    index = pd.DatetimeIndex(pd.to_datetime(frame["hour"], format="%Y-%m-%dT%H", utc=True))
+    index = utc_index(frame["hour"])
     series = pd.Series(frame["events"].to_numpy(), index=index, name="events")
     full = pd.date_range(index.min(), index.max(), freq="h")
     return series.reindex(full, fill_value=0)

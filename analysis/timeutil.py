@@ -1,4 +1,4 @@
-"""Parsing the store's fixed-width UTC text timestamps."""
+"""Time values as the analyses return them: aware UTC pandas timestamps."""
 
 from __future__ import annotations
 
@@ -10,6 +10,11 @@ import pandas as pd
 def parse_utc(text: str) -> datetime:
     """'2026-01-02T03:04:05.000006Z' -> an aware datetime in UTC."""
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def utc_index(values: pd.Series) -> pd.DatetimeIndex:
+    """The engine's naive UTC timestamps -> an aware UTC DatetimeIndex."""
+    return pd.DatetimeIndex(pd.to_datetime(values)).tz_localize("UTC")
 
 
 def day_index(days: pd.Series) -> pd.DatetimeIndex:

@@ -49,7 +49,7 @@ def _parse_origins(value: Any) -> Any:
 
 
 class Settings(BaseSettings):
-    """Every knob of the service. The README's settings table lists each with its default."""
+    """Every knob of the service. docs/configuration.md lists each with its default (`make config-doc`)."""
 
     model_config = SettingsConfigDict(env_prefix="TELEMETRY_", extra="ignore", frozen=True)
 
@@ -61,7 +61,9 @@ class Settings(BaseSettings):
         default="FULL",
         description="FULL: an acknowledged event survives power loss. NORMAL: survives a process crash only.",
     )
-    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    sqlite_busy_timeout_ms: int = Field(
+        default=5000, ge=0, description="How long a connection waits for SQLite's write lock held by another process."
+    )
     sqlite_wal_max_bytes: int = Field(
         default=64 * 1024 * 1024,
         ge=1024 * 1024,
@@ -89,7 +91,9 @@ class Settings(BaseSettings):
     metrics_allowed_sources: frozenset[str] | None = Field(
         default=None, description="If set (JSON list), only these sources get their own metric label value."
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Least severe log line written; DEBUG also shows the traceback of a failed start."
+    )
     # Drop-in SDK ingestion (issue 8): Segment- and PostHog-compatible routes.
     segment_source: str | None = Field(
         default=None,
@@ -106,6 +110,13 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest PostHog request body after decompression (413 past it); its SDK sends at most ~6 MiB.",
     )
+    sdk_decode_budget_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        description="Bytes all SDK bodies read before their key is checked (PostHog's key is inside the body) may"
+        " hold at once, on the wire, inflated and as text; past it such a request is a 503 with Retry-After."
+        " Keep it above posthog_max_body_bytes.",
+    )
     metrics_multiproc_dir: str | None = Field(
         default=None,
         description="With serve --workers N > 1: where prometheus_client's per-process files go (emptied at"
@@ -115,6 +126,15 @@ class Settings(BaseSettings):
     # -- limits (hostile input) --
     request_max_bytes: int = Field(
         default=1_048_576, ge=1, description="Largest request body, counted as it streams in (chunked too): 413."
+    )
+    http_header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="A connection that has not sent complete request headers this long after it opened (or after"
+        " its previous response) is closed: idle sockets cannot hold every file descriptor.",
+    )
+    http_keep_alive_timeout_s: float = Field(
+        default=5.0, gt=0, description="An idle keep-alive connection is closed after this long without a request."
     )
     request_body_timeout_s: float = Field(
         default=15.0, gt=0, description="Longest wait for the next piece of a request body before 408."

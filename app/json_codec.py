@@ -9,7 +9,8 @@ from typing import Any
 
 import orjson
 
-from app.models import UserActionEvent, to_utc_text
+from app.models import UserActionEvent
+from app.utc_text import to_utc_text
 
 
 def _default(value: Any) -> Any:

@@ -216,7 +216,7 @@ def median_run(runs: list[Run]) -> Run:
 def service_rows(count: int, start: datetime) -> list[tuple[Any, ...]]:
     """The rows the service would write for `count` of the benchmark's events (same columns, same text)."""
     from app.json_codec import dump_json
-    from app.models import to_utc_text
+    from app.utc_text import to_utc_text
 
     rows = []
     for n in range(count):
@@ -245,7 +245,7 @@ INSERT = (
 
 def raw_executemany(folder: Path, rows_per_transaction: int, total: int = 200_000) -> float:
     """Events/s of sqlite3 executemany into the service's schema, synchronous=FULL, one commit per chunk."""
-    from app.database.connection import open_database
+    from app.repository.sqlite import open_database
 
     path = folder / f"raw-{rows_per_transaction}.db"
     conn = open_database(path, synchronous="FULL")
@@ -264,7 +264,7 @@ def raw_executemany(folder: Path, rows_per_transaction: int, total: int = 200_00
 
 def prefill(path: Path, count: int) -> int:
     """A database holding at least `count` events (kept between runs: building it takes minutes)."""
-    from app.database.connection import open_database
+    from app.repository.sqlite import open_database
 
     open_database(path).close()  # the service's schema, recorded version and WAL mode
     conn = sqlite3.connect(path, isolation_level=None)

@@ -35,7 +35,7 @@ from urllib.parse import quote
 import httpx
 import psycopg
 
-from app.database.postgres import migrate
+from app.repository.postgres import migrate
 
 ROOT = Path(__file__).resolve().parents[1]
 ADMIN_URL = os.environ.get("TELEMETRY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")

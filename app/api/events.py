@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import TypeAdapter, ValidationError
 from starlette.responses import Response
 
+from app.api.deps import ReadsDep, ServiceDep, SettingsDep, runtime_of
 from app.api.problems import ApiProblem, field_errors, problem_responses
-from app.api.read_capacity import ReadCapacity
 from app.api.schemas import (
     PLAIN_TEXT,
     BatchIn,
@@ -29,31 +29,9 @@ from app.api.schemas import (
 )
 from app.api.security import require_scope
 from app.api.strict_json import JsonRoute
-from app.config import Settings
 from app.models import InvalidEvent
-from app.repository.events_repository import AddStatus, EventFilter, EventQuery, StatsQuery
-from app.services.event_service import EventDraft, EventService
-
-
-# async: a plain `def` dependency would cost every request a hop to the thread pool and back.
-async def get_service(request: Request) -> EventService:
-    service: EventService = request.app.state.service
-    return service
-
-
-async def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-async def get_reads(request: Request) -> ReadCapacity:
-    reads: ReadCapacity = request.app.state.reads
-    return reads
-
-
-ServiceDep = Annotated[EventService, Depends(get_service)]
-ReadsDep = Annotated[ReadCapacity, Depends(get_reads)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+from app.repository.port import AddStatus, EventFilter, EventQuery, StatsQuery
+from app.services.event_service import EventDraft
 
 # JsonRoute: strict JSON bodies (400), 415 for other media types, access checks before the body is read.
 router = APIRouter(prefix="/v1", tags=["events"], route_class=JsonRoute)
@@ -80,9 +58,9 @@ _event_adapter: TypeAdapter[EventIn] = TypeAdapter(EventIn)
     },
 )
 async def record_event(event: EventIn, request: Request) -> Response:
-    # The ingest routes read their service from app.state directly: a Depends() costs every request a
+    # The ingest routes read their service from the runtime directly: a Depends() costs every request a
     # sub-dependency resolution, which the profile showed as FastAPI's largest per-request item.
-    service: EventService = request.app.state.service
+    service = runtime_of(request).service
     result = await service.record_event(event.to_draft())
     status = 201 if result.status is AddStatus.ACCEPTED else 200
     return JsonBody(event_json(result.event), status_code=status)
@@ -96,8 +74,8 @@ async def record_event(event: EventIn, request: Request) -> Response:
     responses={**ACCESS_PROBLEMS, **BODY_PROBLEMS, **problem_responses(503)},
 )
 async def record_batch(batch: BatchIn, request: Request) -> Response:
-    service: EventService = request.app.state.service
-    settings: Settings = request.app.state.settings
+    runtime = runtime_of(request)
+    service, settings = runtime.service, runtime.settings
     if len(batch.events) > settings.batch_max_events:
         service.reject("batch_too_large", len(batch.events))
         raise ApiProblem(

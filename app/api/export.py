@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import StreamingResponse
 
-from app.api.events import ACCESS_PROBLEMS, READ, FilterDep, ReadsDep, ServiceDep
+from app.api.deps import ReadsDep, ServiceDep
+from app.api.events import ACCESS_PROBLEMS, READ, FilterDep
 from app.api.problems import problem_responses
 from app.export_format import MEDIA_TYPES, ExportFormat, export_chunks
 

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
-
 from fastapi import FastAPI
 
 from app.api.body_limit import BodyLimitMiddleware
 from app.api.compat import POSTHOG_PATHS
 from app.api.cors import IngestCorsMiddleware
-from app.api.security import AccessGuard, KeyRing, TokenBucketLimiter
+from app.bootstrap import Runtime
 from app.config import Settings
-from app.services.event_limits import EventLimits
-
-
-def event_limits(settings: Settings) -> EventLimits:
-    return EventLimits(
-        max_event_bytes=settings.event_max_bytes,
-        max_metadata_depth=settings.metadata_max_depth,
-        max_metadata_keys=settings.metadata_max_keys,
-        max_future=timedelta(seconds=settings.timestamp_max_future_s),
-        earliest=settings.timestamp_min,
-    )
-
 
 INGEST_MARK = "x-telemetry-ingest"  # openapi_extra={INGEST_MARK: True}: an ingest route that checks keys itself
 
@@ -58,29 +43,19 @@ def limits_description(settings: Settings) -> str:
     )
 
 
-def install_guards(app: FastAPI, settings: Settings, metrics: Any, log: Any) -> None:
+def install_guards(app: FastAPI, runtime: Runtime) -> None:
     """Call after the routers are included and before the request-context middleware is added."""
-
-    def reject(reason: str, count: int = 1, **fields: Any) -> None:
-        # Counted and logged once, never with the payload (it may hold personal data).
-        metrics.event_rejected(reason, count)
-        log.info("event_rejected", reason=reason, count=count, **fields)
-
-    app.state.reject = reject
-    keyring = KeyRing(settings.api_keys)
-    limiter = None
-    if settings.rate_limit_per_s > 0:
-        burst = settings.rate_limit_burst or max(1, round(2 * settings.rate_limit_per_s))
-        limiter = TokenBucketLimiter(settings.rate_limit_per_s, burst)
-    app.state.access = AccessGuard(keyring, limiter, reject)
-    if keyring.open:
-        log.warning("access_open", detail="no API key configured (TELEMETRY_API_KEYS): anyone may send and read")
+    settings = runtime.settings
+    if runtime.access.keyring.open:
+        runtime.log.warning(
+            "access_open", detail="no API key configured (TELEMETRY_API_KEYS): anyone may send and read"
+        )
     app.description = limits_description(settings)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.request_max_bytes,
         timeout_s=settings.request_body_timeout_s,
-        on_reject=reject,
+        on_reject=runtime.rejections,
         path_limits=dict.fromkeys(POSTHOG_PATHS, max(settings.request_max_bytes, settings.posthog_max_body_bytes)),
     )
     if settings.cors_origins:

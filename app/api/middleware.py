@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.logging_config import defer_log_flush, end_log_deferral
+from app.observability.logs import defer_log_flush, end_log_deferral
 from app.observability.metrics import OTHER, UNMATCHED_ROUTE, PrometheusMetrics
 
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})

@@ -7,7 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS
 from starlette.responses import Response
 
-from app.api.events import ServiceDep
+from app.api.deps import ServiceDep, runtime_of
 from app.api.problems import RETRY_AFTER_S, problem_response, problem_responses
 from app.api.schemas import JsonBody
 from app.api.security import authorize, bearer_token
@@ -23,7 +23,7 @@ async def healthz() -> Response:
 
 @router.get("/readyz", summary="Ready: the database is reachable and writable", responses=problem_responses(503))
 def readyz(request: Request, service: ServiceDep) -> Response:
-    writer = request.app.state.writer
+    writer = runtime_of(request).writer
     if not writer.alive:
         return problem_response(503, "The writer is stopped (shutting down).", slug="not-ready", headers=_RETRY)
     failure = writer.recent_failure()
@@ -42,7 +42,7 @@ def readyz(request: Request, service: ServiceDep) -> Response:
 
 async def metrics_access(request: Request) -> None:
     """/metrics is open unless TELEMETRY_METRICS_REQUIRE_KEY is set: then a key of scope read (or admin)."""
-    if request.app.state.settings.metrics_require_key:
+    if runtime_of(request).settings.metrics_require_key:
         authorize(request, bearer_token(request), "read")
 
 
@@ -58,7 +58,8 @@ async def metrics_access(request: Request) -> None:
 )
 def metrics(request: Request) -> Response:
     # Exemplars exist only in OpenMetrics: served when tracing is on and the scraper asks for it.
+    runtime = runtime_of(request)
     wants_openmetrics = "application/openmetrics-text" in request.headers.get("accept", "")
-    if wants_openmetrics and request.app.state.settings.tracing_enabled:
-        return Response(request.app.state.metrics.exposition(openmetrics_format=True), media_type=OPENMETRICS)
-    return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+    if wants_openmetrics and runtime.settings.tracing_enabled:
+        return Response(runtime.metrics.exposition(openmetrics_format=True), media_type=OPENMETRICS)
+    return Response(runtime.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

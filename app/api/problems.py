@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -15,7 +15,8 @@ from starlette.routing import Match
 
 from app.json_codec import dump_json
 from app.models import DomainError, InvalidEvent
-from app.repository.group_commit import StorageUnavailable, WriteQueueFull, WriterClosed
+from app.repository.group_commit import WriteQueueFull, WriterClosed
+from app.repository.port import StorageUnavailable
 from app.services.event_service import EventConflict, EventNotFound, TooManyBuckets
 
 PROBLEM_JSON = "application/problem+json"
@@ -111,10 +112,11 @@ def allowed_methods(request: Request) -> list[str]:
     return allowed
 
 
-def install_problem_handlers(app: FastAPI) -> None:
+def install_problem_handlers(app: FastAPI, reject: Callable[[str], None]) -> None:
+    """Map every error to a problem response; refused ingest requests are counted through `reject`."""
+
     def count_rejection(request: Request, reason: str) -> None:
-        reject = getattr(request.app.state, "reject", None)
-        if reject is not None and request.method == "POST":  # a refused ingest request, not a bad query
+        if request.method == "POST":  # a refused ingest request, not a bad query
             reject(reason)
 
     async def on_validation(request: Request, exc: RequestValidationError) -> Response:

@@ -13,9 +13,9 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, 
 from starlette.responses import Response
 
 from app.json_codec import dump_json, event_document
-from app.models import from_utc_text, to_utc_text
-from app.repository.events_repository import Cursor
+from app.repository.port import Cursor
 from app.services.event_service import EventDraft
+from app.utc_text import from_utc_text, to_utc_text
 
 # No control characters (C0, DEL, C1), so no NUL either: these names end up in logs, labels and SQL text.
 PLAIN_TEXT = r"^[^\x00-\x1f\x7f-\x9f]+$"
@@ -44,10 +44,20 @@ def _iso_text(value: Any) -> Any:
 UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_as_utc)]
 
 
+# What Swagger's "Try it out" starts from: no event_id (the server makes a new one per post, so a second click
+# is another event, not a conflict) and real metadata instead of a generated {"additionalProp1": {}}.
+EXAMPLE_EVENT: dict[str, Any] = {
+    "user_id": "user-42",
+    "action": "page_view",
+    "source": "web",
+    "metadata": {"page": "/pricing", "referrer": "search", "duration_ms": 5400},
+}
+
+
 class EventIn(BaseModel):
     """A user action as a client reports it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_EVENT]})
 
     event_id: UUID | None = Field(
         default=None, description="Client-chosen id that makes retries safe; the server makes a UUIDv7 if absent."
@@ -97,7 +107,14 @@ class EventOut(BaseModel):
 
 
 class BatchIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"events": [EXAMPLE_EVENT, {**EXAMPLE_EVENT, "action": "click", "metadata": {"element": "button"}}]}
+            ]
+        },
+    )
 
     events: list[Any] = Field(
         description="Events, each shaped like EventIn; each is validated on its own.",

@@ -18,6 +18,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 
+from app.api.deps import runtime_of
 from app.api.problems import ApiProblem
 
 MAX_INT_DIGITS = 40  # far past 64 bits; the service refuses integers outside 64 bits with a clear 422
@@ -152,9 +153,7 @@ class JsonRoute(APIRoute):
             for check in early:
                 await check(request)
             if takes_body and not is_json_media_type(request.headers.get("content-type")):
-                reject = getattr(request.app.state, "reject", None)
-                if reject is not None:
-                    reject("unsupported_media_type")
+                runtime_of(request).rejections("unsupported_media_type")
                 raise ApiProblem(
                     415,
                     "unsupported-media-type",

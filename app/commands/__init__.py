@@ -1,1 +1,1 @@
-"""Subcommands beyond `serve`: simulate, report, export. Each module registers its own parser."""
+"""The subcommands of `python -m app`: serve, hash-key, simulate, report, export. Each registers its own parser."""

@@ -38,20 +38,18 @@ def _aware(text: str) -> datetime:
 
 
 def run(args: argparse.Namespace) -> int:
-    from app.database.connection import parse_database_url
-    from app.repository import open_repository
-    from app.repository.events_repository import EventFilter, EventQuery
+    from app.bootstrap import open_store
+    from app.config import Settings
+    from app.repository import parse_database_url
+    from app.repository.port import EventFilter, EventQuery
 
-    if args.database_url is None:
-        from app.config import Settings
-
-        args.database_url = Settings().database_url
-    target = parse_database_url(args.database_url)
+    settings = Settings() if args.database_url is None else Settings(database_url=args.database_url)
+    target = parse_database_url(settings.database_url)
     if target.sqlite_path is not None and not target.sqlite_path.is_file():
         print(f"export: no database at {target.sqlite_path}", file=sys.stderr)
         return 2
     event_filter = EventFilter(args.user_id, args.action, args.source, args.since, args.until)
-    repository = open_repository(args.database_url)
+    repository = open_store(settings)
     try:
         events = repository.iter_events(EventQuery(event_filter, limit=1000))
         if args.out is None:

@@ -25,7 +25,7 @@ def progress_bar(total: int | None, unit: str, description: str, enabled: bool =
     try:
         from tqdm import tqdm
     except ImportError:  # a runtime-only install (make run): work on without a bar
-        print(f"{description}: install requirements-analysis.txt for a progress bar", file=sys.stderr)
+        print(f"{description}: for a progress bar run `make analysis-deps`", file=sys.stderr)
         return _Silent()
     bar: Progress = tqdm(
         total=total, unit=unit, unit_scale=True, desc=description, file=sys.stderr, mininterval=0.5, smoothing=0.1

@@ -4,6 +4,9 @@ self-contained HTML file (figures embedded, code hidden)."""
 from __future__ import annotations
 
 import argparse
+import copy
+import importlib
+import importlib.util
 import os
 import sys
 import time
@@ -14,10 +17,64 @@ ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "telemetry_analysis.ipynb"
 TEMPLATES = ROOT / "notebooks" / "report_template"
 KERNEL = "python3"  # the kernel of the Python running this command (ipykernel installed beside it)
+# What executing and exporting the notebook imports; none of it is needed to serve, so `make run` lacks it.
+ANALYSIS_MODULES = (
+    "nbformat", "nbclient", "nbconvert", "ipykernel", "numpy", "pandas", "matplotlib",
+    "duckdb", "pyarrow", "adbc_driver_manager", "adbc_driver_sqlite", "adbc_driver_postgresql",
+)  # fmt: skip
+INSTALL_HINT = "make analysis-deps"  # the Makefile target that installs requirements-analysis.txt
+# Cells with these tags open the exported report, in this order: provenance, then the findings.
+LEADING_TAGS = ("header", "summary")
 
 
 class ReportFailed(RuntimeError):
     """A notebook cell raised: the report would be incomplete or wrong, so none is written."""
+
+
+class NothingToReport(RuntimeError):
+    """The database holds no events (or is not there): there is no finding to write."""
+
+
+def missing_dependency() -> str | None:
+    """The first analysis module that cannot be imported, or None when all are there."""
+    for name in ANALYSIS_MODULES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # a module set to None in sys.modules, or a broken install
+            found = False
+        if not found:
+            return name
+    return None
+
+
+def _analysis(module: str = "analysis") -> Any:
+    # Imported by name: the analysis package is typed against pandas, which mypy here has no stubs for,
+    # and the service's strict type check stops at this boundary.
+    return importlib.import_module(module)
+
+
+def public_url(database_url: str) -> str:
+    return str(_analysis("analysis.presentation").public_url(database_url))
+
+
+def has_events(database_url: str) -> bool:
+    """Whether the store holds any event, asked of the store itself through the analysis package's
+    read-only connection (no engine load, no scan: the first row answers)."""
+    analysis = _analysis()
+    try:
+        with analysis.connect(database_url) as db:
+            cursor = db.connection.cursor()
+            try:
+                cursor.execute("SELECT EXISTS (SELECT 1 FROM events)")
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+            return bool(row and row[0])
+    except (analysis.DatabaseNotFound, analysis.UnsupportedDatabaseUrl) as exc:
+        raise NothingToReport(str(exc)) from exc
+    except Exception as exc:  # the driver's own errors (server down, no such table): one line, not a traceback
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise NothingToReport(f"cannot read {public_url(database_url)}: {first_line}") from exc
 
 
 def register(commands: Any) -> None:
@@ -48,8 +105,20 @@ def execute_notebook(notebook: Path, database_url: str, cell_timeout: int = 600)
     return nb
 
 
+def lead_with_summary(nb: Any) -> Any:
+    """The notebook with its header and summary cells moved to the top: the summary is computed last
+    (it draws on every section) but a reader wants it first."""
+    def rank(cell: Any) -> int:
+        tags = cell.get("metadata", {}).get("tags", [])
+        return next((i for i, tag in enumerate(LEADING_TAGS) if tag in tags), len(LEADING_TAGS))
+
+    ordered = copy.deepcopy(nb)
+    ordered.cells = sorted(ordered.cells, key=rank)  # sorted is stable: the other cells keep their order
+    return ordered
+
+
 def export_html(nb: Any) -> str:
-    """HTML of the executed notebook without its code: outputs and markdown only."""
+    """HTML of the executed notebook without its code: outputs and markdown only, summary first."""
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(  # type: ignore[no-untyped-call]  # traitlets constructors are untyped
@@ -59,7 +128,8 @@ def export_html(nb: Any) -> str:
         exclude_input_prompt=True,
         exclude_output_prompt=True,
     )
-    body, _resources = exporter.from_notebook_node(nb, resources={"metadata": {"name": "Telemetry analysis"}})
+    resources = {"metadata": {"name": "Telemetry analysis"}}
+    body, _resources = exporter.from_notebook_node(lead_with_summary(nb), resources=resources)
     return str(body)
 
 
@@ -82,6 +152,17 @@ def run(args: argparse.Namespace) -> int:
 
         args.database_url = Settings().database_url
     started = time.perf_counter()
+    missing = missing_dependency()
+    if missing is not None:
+        print(f"report: the analysis dependencies are not installed (no module {missing!r}); install them with "
+              f"{INSTALL_HINT}", file=sys.stderr)  # fmt: skip
+        return 2
+    try:
+        if not has_events(args.database_url):
+            raise NothingToReport(f"{public_url(args.database_url)} holds no events yet")
+    except NothingToReport as exc:
+        print(f"report: nothing to report, no report written: {exc}", file=sys.stderr)
+        return 1
     try:
         build_report(args.database_url, args.out, args.notebook, args.executed, args.cell_timeout)
     except ReportFailed as exc:

@@ -4,13 +4,15 @@ running service over HTTP (a load generator)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import multiprocessing
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from app.commands.progress import progress_bar
@@ -19,13 +21,17 @@ from app.models import UserActionEvent
 from app.simulation import SimulationParams, in_batches, simulate
 
 DEFAULTS = SimulationParams()
+# Every simulated event says so in its metadata, so synthetic data can always be told from real data.
+SIMULATED_MARKER = "simulated"
 
 
 def register(commands: Any) -> None:
     parser: argparse.ArgumentParser = commands.add_parser(
         "simulate",
         help="generate realistic synthetic events (planted patterns: see app/simulation/)",
-        description="Reproducible synthetic events: the same arguments give the same events.",
+        description="Reproducible synthetic events: the same arguments give the same events. Each one carries"
+        f' metadata "{SIMULATED_MARKER}": true. Name where they go: --database-url (a database of their own, e.g.'
+        " sqlite:///data/demo/demo.db) or --target (a running service).",
     )
     parser.add_argument("--events", type=int, default=DEFAULTS.events)
     parser.add_argument("--users", type=int, default=DEFAULTS.users)
@@ -34,9 +40,16 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--start", type=_utc_date, default=DEFAULTS.start, help="first day, YYYY-MM-DD (UTC); default %(default)s"
     )
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--database-url", default=None, help="write here (default: TELEMETRY_DATABASE_URL)")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--database-url", default=None, help="write here; the service's own TELEMETRY_DATABASE_URL needs --into-live"
+    )
     where.add_argument("--target", default=None, help="send to a running service, e.g. http://127.0.0.1:8000")
+    parser.add_argument(
+        "--into-live",
+        action="store_true",
+        help="allow --database-url to be the service's configured database: synthetic events can never be removed",
+    )
     parser.add_argument(
         "--batch-size", type=int, default=None, help="events per repository transaction (5000) or per HTTP batch (1000)"
     )
@@ -65,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     fields = {"events": args.events, "users": args.users, "days": args.days, "seed": args.seed, "start": args.start}
     try:
         params = SimulationParams(**fields)
-        events = simulate(params)
+        events = marked_simulated(simulate(params))
     except ValueError as exc:
         print(f"simulate: {exc}", file=sys.stderr)
         return 2
@@ -74,13 +87,36 @@ def run(args: argparse.Namespace) -> int:
             events, params.events, args.target, args.batch_size or 1000, args.concurrency, not args.quiet,
             api_key=args.api_key,
         )  # fmt: skip
-    if args.database_url is None:
-        from app.config import Settings
-
-        args.database_url = Settings().database_url
+    if not args.into_live and is_live_database(args.database_url):
+        print(
+            f"simulate: {args.database_url} is the service's own database (TELEMETRY_DATABASE_URL); synthetic"
+            " events there can never be removed: write to another one, e.g. --database-url"
+            " sqlite:///data/demo/demo.db, or add --into-live",
+            file=sys.stderr,
+        )
+        return 2
     if args.workers > 1:
         return write_in_parallel(fields, args.workers, args.database_url, args.batch_size or 5000, not args.quiet)
     return write_to_repository(events, params.events, args.database_url, args.batch_size or 5000, not args.quiet)
+
+
+def marked_simulated(events: Iterable[UserActionEvent]) -> Iterator[UserActionEvent]:
+    for event in events:
+        yield dataclasses.replace(event, metadata={**event.metadata, SIMULATED_MARKER: True})
+
+
+def _same_database(url: str) -> str:
+    """One spelling per database: sqlite URLs by their resolved file, others as written."""
+    if url.startswith("sqlite:///"):
+        return "sqlite:" + str(Path(url.removeprefix("sqlite:///").split("?", 1)[0]).resolve())
+    return url.rstrip("/")
+
+
+def is_live_database(database_url: str) -> bool:
+    """True when the URL names the database the service is configured to serve (TELEMETRY_DATABASE_URL)."""
+    from app.config import Settings
+
+    return _same_database(database_url) == _same_database(Settings().database_url)
 
 
 def _summary(counts: Counter[str], total: int, seconds: float) -> str:
@@ -118,7 +154,7 @@ def _write_part(fields: dict[str, Any], part: int, parts: int, database_url: str
     try:
         repository = open_repository(database_url, synchronous="NORMAL")
         try:
-            for chunk in in_batches(simulate(SimulationParams(**fields), part, parts), batch_size):
+            for chunk in in_batches(marked_simulated(simulate(SimulationParams(**fields), part, parts)), batch_size):
                 for result in repository.add(chunk):
                     counts[result.status.value] += 1
                 queue.put(("progress", len(chunk)))

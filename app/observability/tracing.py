@@ -40,7 +40,6 @@ def install_tracing(app: FastAPI, settings: Settings, metrics: PrometheusMetrics
     elif settings.otel_traces_exporter == "console":
         # stderr: stdout carries one JSON log object a line and must stay parseable
         provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
-    app.state.tracer_provider = provider
     metrics.exemplar = current_exemplar
     app.add_middleware(TracingMiddleware, tracer=provider.get_tracer("app.http"))
     trace.set_tracer_provider(provider)

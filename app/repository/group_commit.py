@@ -17,17 +17,13 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from app.models import DomainError, UserActionEvent
-from app.repository.events_repository import AddResult, EventRepository
+from app.repository.port import AddResult, EventRepository, StorageUnavailable
 
 _FAILURE_MEMORY_S = 10.0
 
 
 class WriteQueueFull(DomainError):
     """More events wait for commit than the queue may hold: come back shortly (503 + Retry-After)."""
-
-
-class StorageUnavailable(DomainError):
-    """The transaction failed (database unreachable, disk full...): nothing of the request was stored."""
 
 
 class WriterClosed(DomainError):

@@ -8,7 +8,7 @@ from datetime import datetime
 from uuid import UUID
 
 from app.models import UserActionEvent
-from app.repository.events_repository import (
+from app.repository.port import (
     AddResult,
     AddStatus,
     Cursor,
@@ -17,6 +17,7 @@ from app.repository.events_repository import (
     EventQuery,
     EventStats,
     StatsQuery,
+    StorageUnavailable,
     classify_existing,
     iterate_pages,
 )
@@ -88,7 +89,7 @@ class InMemoryEventRepository:
 
     def check_writable(self) -> None:
         if not self.writable:
-            raise OSError("in-memory repository set read-only")
+            raise StorageUnavailable("in-memory repository set read-only")
 
     def close(self) -> None:
         return None

@@ -219,3 +219,24 @@ def check_event(event: UserActionEvent, limits: EventLimits) -> None:
             reason="timestamp_in_future",
             field="timestamp",
         )
+
+
+def nests_deeper_than(value: Any, most: int) -> bool:
+    """True when a JSON value has more than `most` levels of objects and arrays ({} is one level).
+
+    A loop with its own stack, not recursion, so a value nested a thousand levels deep is measured, not a
+    RecursionError; it stops at the first container past the bound.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children: Any = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth > most:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, Mapping | list | tuple))
+    return False

@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from app.models import DomainError, InvalidEvent, JsonObject, UserActionEvent, to_utc_text
-from app.repository.events_repository import (
+from app.models import DomainError, InvalidEvent, JsonObject, UserActionEvent
+from app.repository.port import (
     AddResult,
     AddStatus,
     EventFilter,
@@ -24,6 +24,8 @@ from app.repository.events_repository import (
     StatsQuery,
 )
 from app.services.event_limits import EventLimits, check_event
+from app.services.rejections import Rejections
+from app.utc_text import to_utc_text
 
 
 class EventNotFound(DomainError):
@@ -68,10 +70,22 @@ class EventDraft:
     event_id: UUID | None = None
     timestamp: datetime | None = None
     sent_at: datetime | None = None
+    # Fields the client did not send as such but the mapping derived (PostHog's timestamp from `offset`).
+    derived: frozenset[str] = frozenset()
+
+    def unsent_fields(self) -> frozenset[str]:
+        """Fields the server fills in or derives: they differ on every retry, so a retry is not compared on them."""
+        unsent = set(self.derived)
+        if self.timestamp is None:
+            unsent.add("timestamp")
+        if self.sent_at is None:
+            unsent.add("sent_at")
+        return frozenset(unsent)
 
 
-def _resend_as_duplicate(result: AddResult) -> AddResult:
-    if result.status is AddStatus.CONFLICT and tuple(result.conflicting_fields) == ("sent_at",):
+def _as_retry(result: AddResult, unsent: frozenset[str]) -> AddResult:
+    """A conflict only in fields the client did not send is its retry: a DUPLICATE of the copy first stored."""
+    if result.status is AddStatus.CONFLICT and unsent.issuperset(result.conflicting_fields):
         return AddResult(AddStatus.DUPLICATE, result.event)
     return result
 
@@ -98,6 +112,7 @@ class EventService:
         clock: Callable[[], datetime] = _utc_now,
         new_id: Callable[[], UUID] = _new_id,
         limits: EventLimits | None = None,
+        rejections: Rejections | None = None,
     ) -> None:
         self._writer = writer
         self._repository = repository
@@ -106,6 +121,7 @@ class EventService:
         self._clock = clock
         self._new_id = new_id
         self._limits = limits or EventLimits()
+        self._rejections = rejections or Rejections(metrics, log)
 
     def now(self) -> datetime:
         return self._clock()
@@ -127,13 +143,17 @@ class EventService:
 
     async def record_event(self, draft: EventDraft) -> AddResult:
         """Store one event. ACCEPTED or DUPLICATE come back; a conflicting payload raises EventConflict,
-        an event outside the limits InvalidEvent (counted and logged here)."""
+        an event outside the limits InvalidEvent (counted and logged here).
+
+        Only the fields the client sent are compared with a stored copy (EventDraft.unsent_fields): a retry
+        without a timestamp is a DUPLICATE answered with the event as first stored."""
         try:
             event = self.to_event(draft, self._clock())
         except InvalidEvent as exc:
             self.reject(exc.reason, field=exc.field)
             raise
-        (result,) = await self._writer.append([event])
+        (stored,) = await self._writer.append([event])
+        result = _as_retry(stored, draft.unsent_fields())
         self._observe(result)
         if result.status is AddStatus.CONFLICT:
             raise EventConflict(event.event_id, result.conflicting_fields)
@@ -161,11 +181,10 @@ class EventService:
                 refused.append(exc)
         stored = iter(await self._writer.append(events) if events else [])
         outcomes: list[AddResult | InvalidEvent] = []
-        for refusal in refused:
+        resent = frozenset({"sent_at"}) if resend_may_change_sent_at else frozenset()
+        for draft, refusal in zip(drafts, refused, strict=True):
             if refusal is None:
-                result = next(stored)
-                if resend_may_change_sent_at:
-                    result = _resend_as_duplicate(result)
+                result = _as_retry(next(stored), draft.unsent_fields() | resent)
                 self._observe(result)
                 outcomes.append(result)
             else:
@@ -174,8 +193,7 @@ class EventService:
 
     def reject(self, reason: str, count: int = 1, **fields: Any) -> None:
         """Count and log (once, without the payload) events refused before reaching storage."""
-        self._metrics.event_rejected(reason, count)
-        self._log.info("event_rejected", reason=reason, count=count, **fields)
+        self._rejections(reason, count, **fields)
 
     def _observe(self, result: AddResult) -> None:
         event = result.event

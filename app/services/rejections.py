@@ -4,6 +4,7 @@ telemetry_events_rejected_total and of the `event_rejected` log line. README lis
 from __future__ import annotations
 
 from types import MappingProxyType
+from typing import Any, Protocol
 
 REJECTION_REASONS = MappingProxyType(
     {
@@ -27,6 +28,8 @@ REJECTION_REASONS = MappingProxyType(
         "unauthenticated": "401: ingest without a valid API key (keys configured)",
         "forbidden": "403: ingest with a key that lacks the ingest scope",
         "rate_limited": "429: ingest over the key's (or the client address's) rate limit",
+        "decode_busy": "503: an SDK body read before its key is checked found no room left in "
+        "sdk_decode_budget_bytes (Retry-After)",
     }
 )
 
@@ -34,3 +37,27 @@ REJECTION_REASONS = MappingProxyType(
 def known_reason(reason: str) -> str:
     """The reason itself when it is one of the fixed set; 'invalid' otherwise (the label set stays fixed)."""
     return reason if reason in REJECTION_REASONS else "invalid"
+
+
+class RejectionMetrics(Protocol):
+    def event_rejected(self, reason: str, count: int = 1) -> None: ...
+
+
+class RejectionLog(Protocol):
+    def info(self, event: str, **fields: Any) -> Any: ...
+
+
+class Rejections:
+    """Counts and logs each refusal once, never with the payload (it may hold personal data).
+
+    One instance is shared by everything that refuses: the service, the body limit, the access guard and
+    the error handlers, so a refusal is counted in one place whichever layer made it.
+    """
+
+    def __init__(self, metrics: RejectionMetrics, log: RejectionLog) -> None:
+        self._metrics = metrics
+        self._log = log
+
+    def __call__(self, reason: str, count: int = 1, **fields: Any) -> None:
+        self._metrics.event_rejected(reason, count)
+        self._log.info("event_rejected", reason=reason, count=count, **fields)

@@ -12,13 +12,16 @@ The model, in the order the generator applies it:
 * A user stays alive for a geometric number of calendar weeks (Monday 00:00 UTC): alive in week k after
   the signup week with probability `weekly_retention` ** k, then gone for good. Every alive week holds
   at least one visit, so week-k cohort retention measures `weekly_retention` ** k.
-* Funnel: after `signup`, a user does `activate` in the same session with probability `activation_rate`;
+* Funnel: after `signup`, a user does `activate` in the same session with probability `activation_rate`,
+  an exponential delay (mean `activation_delay_mean_seconds`) later;
   an activated user makes a first `purchase` in a later session (or the signup session when there is
   none) with probability `purchase_rate`, and then buys again in a later session with probability
   `repeat_purchase_rate`.
 * The rest of the event budget goes into sessions of geometric length (mean `mean_session_events`,
   gaps exponential with mean `mean_event_gap_seconds`) spread over users in proportion to activity
   weight times alive time. Their actions come from the source's own mix.
+* Win-back (`resurrection_rate`, 0 by default): a user gone for good with two weeks or more of the window
+  left comes back for one visit (metadata campaign "winback") after at least one silent week.
 * Traffic density over time is day weight x hour weight: a daily cycle peaking at `peak_hour` UTC
   (`daily_amplitude`), a weekly cycle (`weekday_weights`), and one anomalous day (`spike_position`,
   `spike_factor`).
@@ -26,7 +29,8 @@ The model, in the order the generator applies it:
   (offline clients). Mobile sources set sent_at; web leaves it null. A fraction
   `retry_duplicate_fraction` is re-sent by a retrying client with a fresh event_id and the same content.
 * Metadata keys depend on the action: page, referrer (null in `null_referrer_fraction`), plan (drawn from
-  `plan_mix`), amount (log-normal, median `purchase_amount_median`), device, session_id...
+  `plan_mix`), amount (log-normal, median `purchase_amount_median` x the rate of its currency, drawn from
+  `currency_mix`), device, session_id...
 
 Events come out ordered by session start, roughly the order a live stream would deliver them.
 """

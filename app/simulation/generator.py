@@ -39,7 +39,7 @@ class _Session:
     start: float
     user: int
     length: int  # engagement events, besides funnel events
-    kind: int  # 0 signup, 1 weekly visit, 2 regular
+    kind: int  # 0 signup, 1 weekly visit, 2 regular, 3 win-back visit (after the alive weeks)
     first_purchase: bool = False  # the user's first purchase happens in this session
     after_purchase: bool = False  # a later session of a buyer: may hold a repeat purchase
     events: int = 0  # events this session produces, retries aside
@@ -106,6 +106,7 @@ class _Generator:
         self.week_offset = (start - monday).total_seconds()
         self.start_epoch = params.start.timestamp()
         self.pages = _Choice(params.pages)
+        self.currencies = _Choice(params.currency_mix)
         self.action_mix = {name: _Choice(profile.action_mix) for name, profile in params.sources.items()}
         self.users: list[_User] = []
         self.sessions: list[_Session] = []
@@ -131,7 +132,7 @@ class _Generator:
             activated = rng.random() < p.activation_rate
             activated_at = signup_at
             if activated:  # in the signup session, one event gap after signing up
-                activated_at += rng.expovariate(1.0 / p.mean_event_gap_seconds)
+                activated_at += rng.expovariate(1.0 / p.activation_delay_mean_seconds)
                 if activated_at >= alive_until:
                     activated_at = signup_at + (alive_until - signup_at) / 2
             self.users.append(
@@ -164,6 +165,12 @@ class _Generator:
                 )
                 mandatory += 1
                 week += WEEK
+            # Drawn only when planted, so that rate 0 leaves the random stream as it was.
+            eligible = self.p.resurrection_rate and user.alive_until + WEEK < self.time.span
+            if eligible and rng.random() < self.p.resurrection_rate:
+                back = self.time.draw(rng, user.alive_until + WEEK, self.time.span)
+                self.sessions.append(_Session(back, index, 1, 3))
+                mandatory += 1
         remaining = budget - mandatory
         if remaining < 0:
             raise ValueError(
@@ -194,18 +201,18 @@ class _Generator:
         self.make_sessions(self.budget)
         sessions_per_user = [0] * len(self.users)
         for session in self.sessions:
-            sessions_per_user[session.user] += 1
+            sessions_per_user[session.user] += session.kind != 3
         bought: set[int] = set()
         for session in self.sessions:
             user = self.users[session.user]
-            if user.buyer:
+            if user.buyer and session.kind != 3:
                 if session.user in bought:
                     session.after_purchase = True
                 elif session.kind != 0 or sessions_per_user[session.user] == 1:
                     # The first purchase comes on a later visit, or at signup for a user who never returns.
                     session.first_purchase = True
                     bought.add(session.user)
-            base = 1 + user.activated if session.kind == 0 else 1 if session.kind == 1 else session.length
+            base = 1 + user.activated if session.kind == 0 else session.length if session.kind == 2 else 1
             session.events = base + session.first_purchase
         self.block_offsets = [0]
         for first in range(0, len(self.sessions), BLOCK_SESSIONS):
@@ -240,7 +247,8 @@ class _Generator:
             actions.append("signup")
             if user.activated:
                 actions.append("activate")
-        actions.extend(self.action_mix[user.source].many(rng, session.length if session.kind == 2 else session.kind))
+        engagement = session.length if session.kind == 2 else 1 if session.kind in (1, 3) else 0
+        actions.extend(self.action_mix[user.source].many(rng, engagement))
         if session.after_purchase and session.kind == 2 and rng.random() < p.repeat_purchase_rate:
             actions[-1] = "purchase"  # a repeat purchase ends the visit, within its budget
         if session.first_purchase:
@@ -255,16 +263,18 @@ class _Generator:
             if action == "purchase":
                 # A later visit can start within seconds of signup: keep the funnel's order all the same.
                 moment = max(moment, user.activated_at)
-            if moment >= user.alive_until:
+            if moment >= user.alive_until and session.kind != 3:
                 # A session never spills past the user's last alive week (or the window): squeeze its
                 # tail into the time left, keeping the events in order and apart.
                 moment = previous + (user.alive_until - previous) / 2
             previous = moment
-            yield self.event(user, action, moment, session_id)
+            yield self.event(user, action, moment, session_id, winback=session.kind == 3)
 
-    def metadata(self, user: _User, action: str, session_id: str) -> dict[str, Any]:
+    def metadata(self, user: _User, action: str, session_id: str, winback: bool = False) -> dict[str, Any]:
         p, rng = self.p, self.rng
         data: dict[str, Any] = {"session_id": session_id, "device": user.device}
+        if winback:
+            data["campaign"] = "winback"
         if action == "page_view":
             data["page"] = self.pages.one(rng)
             data["referrer"] = (
@@ -288,11 +298,15 @@ class _Generator:
                 data["campaign"] = rng.choice(("organic", "organic", "newsletter", "partner", "ads"))
         elif action == "purchase":
             data["plan"] = user.plan if user.plan != "free" else "pro"
-            data["amount"] = round(p.purchase_amount_median * math.exp(rng.gauss(0.0, p.purchase_amount_sigma)), 2)
-            data["currency"] = rng.choice(("EUR", "USD"))
+            currency = self.currencies.one(rng)
+            median = p.purchase_amount_median * p.currency_rates[currency]
+            data["amount"] = round(median * math.exp(rng.gauss(0.0, p.purchase_amount_sigma)), 2)
+            data["currency"] = currency
         return data
 
-    def event(self, user: _User, action: str, moment: float, session_id: str) -> UserActionEvent:
+    def event(
+        self, user: _User, action: str, moment: float, session_id: str, winback: bool = False
+    ) -> UserActionEvent:
         p, rng = self.p, self.rng
         delay = rng.expovariate(1.0 / p.delivery_latency_seconds)
         if rng.random() < p.late_fraction:
@@ -307,7 +321,7 @@ class _Generator:
             action=action,
             timestamp=timestamp,
             source=user.source,
-            metadata=self.metadata(user, action, session_id),
+            metadata=self.metadata(user, action, session_id, winback),
             received_at=received_at,
             sent_at=sent_at,
         )

@@ -86,9 +86,15 @@ class SimulationParams:
     sources: Mapping[str, SourceProfile] = field(default_factory=_default_sources)
     # Funnel signup -> activate -> purchase; rates are per step, conditional on the step before.
     activation_rate: float = 0.6
+    # Time from signup to activate: exponential with this mean (so median = mean x ln 2, p90 = mean x ln 10).
+    activation_delay_mean_seconds: float = 40.0
     purchase_rate: float = 0.4
     repeat_purchase_rate: float = 0.1  # chance that a later session of a buyer holds another purchase
     weekly_retention: float = 0.7
+    # Win-back: a user whose alive weeks end at least two weeks before the window's end comes back, with this
+    # probability, for one visit (metadata campaign "winback") in a later week after a silent one: a
+    # resurrecting user. 0 keeps the stream of earlier versions.
+    resurrection_rate: float = 0.0
     mean_session_events: float = 6.0
     mean_event_gap_seconds: float = 40.0
     plan_mix: Mapping[str, float] = field(default_factory=lambda: _frozen({"free": 0.70, "pro": 0.25, "team": 0.05}))
@@ -97,8 +103,12 @@ class SimulationParams:
             {"/home": 0.30, "/pricing": 0.15, "/docs": 0.20, "/blog": 0.12, "/dashboard": 0.18, "/settings": 0.05}
         )
     )
-    purchase_amount_median: float = 29.0
+    purchase_amount_median: float = 29.0  # in the first currency of currency_mix
     purchase_amount_sigma: float = 0.6  # of log(amount)
+    # Purchases are in one currency each, drawn from this mix; an amount in currency c has median
+    # purchase_amount_median x currency_rates[c] (so amounts must never be summed across currencies).
+    currency_mix: Mapping[str, float] = field(default_factory=lambda: _frozen({"EUR": 0.6, "USD": 0.4}))
+    currency_rates: Mapping[str, float] = field(default_factory=lambda: _frozen({"EUR": 1.0, "USD": 1.2}))
     null_referrer_fraction: float = 0.4
     delivery_latency_seconds: float = 0.25  # mean of the normal client -> server delay
     late_fraction: float = 0.02
@@ -121,6 +131,7 @@ class SimulationParams:
             "null_referrer_fraction",
             "late_fraction",
             "retry_duplicate_fraction",
+            "resurrection_rate",
         ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1]")
@@ -128,6 +139,10 @@ class SimulationParams:
             raise ValueError("weekly_retention must be in [0, 1)")
         if self.mean_session_events < 1:
             raise ValueError("mean_session_events must be at least 1")
+        if self.activation_delay_mean_seconds <= 0:
+            raise ValueError("activation_delay_mean_seconds must be positive")
+        if set(self.currency_mix) - set(self.currency_rates) or not self.currency_mix:
+            raise ValueError("every currency of currency_mix needs a rate in currency_rates")
         if self.spike_position is not None and not 0 <= self.spike_position < 1:
             raise ValueError("spike_position must be in [0, 1)")
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.api.security import hash_key
+from app.api.access import hash_key
 from tests.support.problems import assert_problem
 from tests.support.server import ROOT, ServerProcess
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from app.models import to_utc_text
+from app.utc_text import to_utc_text
 from tests.support.event_strategies import event_bodies
 from tests.support.server import ServerProcess
 

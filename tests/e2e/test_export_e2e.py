@@ -147,7 +147,7 @@ def test_cli_export_of_a_missing_database_fails_without_creating_it(tmp_path: Pa
 def test_export_needs_a_read_key_when_keys_are_configured(
     tmp_path: Path, start_server: Callable[..., ServerProcess]
 ) -> None:
-    from app.api.security import hash_key
+    from app.api.access import hash_key
 
     read_key, ingest_key = "read-key-0123456789", "ingest-key-0123456789"
     keys = f"bi:{hash_key(read_key)}:read,web:{hash_key(ingest_key)}:ingest"

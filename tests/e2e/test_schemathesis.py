@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.api.security import hash_key
+from app.api.access import hash_key
 from tests.support.server import ROOT, ServerProcess
 
 pytestmark = pytest.mark.e2e

@@ -22,8 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from segment.analytics.client import Client as SegmentClient
 from segment.analytics.request import post as segment_post
 
-from app.api.security import hash_key
-from app.services.sdk_mapping import POSTHOG_NAMESPACE, SEGMENT_NAMESPACE
+from app.api.access import hash_key
+from app.api.compat.sdk_mapping import POSTHOG_NAMESPACE, SEGMENT_NAMESPACE
 from tests.support.problems import assert_problem
 from tests.support.server import ServerProcess
 

@@ -32,6 +32,8 @@ def test_simulated_stream_is_sent_in_batches_and_every_event_is_accepted(
     assert "accepted 3000, rejected 0" in done.stderr
     assert "send to" in done.stderr  # the progress bar
     assert server.client.get("/v1/stats").json()["total"] == 3000
+    page = server.client.get("/v1/events", params={"limit": 500}).json()
+    assert {event["metadata"]["simulated"] for event in page["items"]} == {True}
     # The same stream again: every event is recognised as already stored, none is stored twice.
     again = _send(server.base_url)
     assert "duplicate 3000" in again.stderr
@@ -46,7 +48,7 @@ def test_an_unreachable_target_fails_with_a_message() -> None:
 
 
 def test_an_api_key_is_sent_when_the_service_requires_one(start_server: Callable[..., ServerProcess]) -> None:
-    from app.api.security import hash_key
+    from app.api.access import hash_key
 
     key = "ingest-key-0123456789"
     server = start_server(env={"TELEMETRY_API_KEYS": f"loadgen:{hash_key(key)}:ingest"})

@@ -19,7 +19,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from app.models import UserActionEvent
-from app.repository.events_repository import (
+from app.repository.port import (
     AddResult,
     AddStatus,
     EventFilter,

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from app.models import UserActionEvent
-from app.repository.events_repository import AddStatus
-from app.repository.postgres_repository import PostgresEventRepository
+from app.repository.port import AddStatus
+from app.repository.postgres import PostgresEventRepository
 from app.services.event_limits import EventLimits, check_event
 from tests.integration.test_repository_roundtrip_properties import events, plain
 from tests.support.postgres import fresh_schema

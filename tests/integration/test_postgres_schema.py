@@ -12,10 +12,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from app.database.postgres import MIGRATIONS, SCHEMA_VERSION, migrate
 from app.models import UserActionEvent
-from app.repository.events_repository import AddStatus, EventFilter, EventQuery, StatsQuery
-from app.repository.postgres_repository import DatabaseUnavailable, PostgresEventRepository
+from app.repository.port import AddStatus, EventFilter, EventQuery, StatsQuery
+from app.repository.postgres import MIGRATIONS, SCHEMA_VERSION, DatabaseUnavailable, PostgresEventRepository, migrate
 from tests.support.postgres import fresh_schema, url_with_schema
 from tests.support.tcp_proxy import TcpProxy
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from app.database.connection import SCHEMA_VERSION
-from app.repository.events_repository import EventFilter, EventQuery, SqliteEventRepository
 from app.repository.memory import InMemoryEventRepository
-from app.repository.postgres_repository import PostgresEventRepository
+from app.repository.port import EventFilter, EventQuery, StorageError, StorageUnavailable
+from app.repository.postgres import PostgresEventRepository
+from app.repository.sqlite import SCHEMA_VERSION, SqliteEventRepository
 from tests.integration.repository_contract import RepositoryContract, RepositoryFactory, make_event
 from tests.support.postgres import fresh_schema
 
@@ -103,7 +103,7 @@ def test_database_refuses_update_and_delete(sqlite_repo: SqliteEventRepository) 
     ],
 )
 def test_query_plans_use_an_index(sqlite_repo: SqliteEventRepository, flt: EventFilter, index: str) -> None:
-    from app.repository.events_repository import _COLUMNS, _where
+    from app.repository.sqlite import _COLUMNS, _where
 
     where, params = _where(flt)
     plan = raw(sqlite_repo).execute(
@@ -123,3 +123,33 @@ def test_events_survive_reopen(tmp_path: Path) -> None:
     reopened = SqliteEventRepository(path)
     assert {e.event_id for e in reopened.iter_events(EventQuery())} == {e.event_id for e in events}
     reopened.close()
+
+
+def test_sqlite_errors_reach_callers_as_the_ports_errors(tmp_path: Path) -> None:
+    """The service and the HTTP edge see StorageUnavailable / StorageError, never sqlite3's exceptions."""
+    path = tmp_path / "events.db"
+    repo = SqliteEventRepository(path, busy_timeout_ms=20, checkpoint_interval_s=None)
+    try:
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock for longer than the timeout
+        with pytest.raises(StorageUnavailable, match="locked") as caught:
+            repo.add([make_event()])
+        assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
+        with pytest.raises(StorageUnavailable):
+            repo.check_writable()
+        holder.execute("ROLLBACK")
+        holder.execute("DROP TABLE events")  # reads too: a store whose table is gone
+        with pytest.raises(StorageError):
+            repo.query(EventQuery())
+        with pytest.raises(StorageError):
+            repo.get(make_event().event_id)
+        holder.close()
+    finally:
+        repo.close()
+
+
+def test_an_unwritable_in_memory_store_raises_the_ports_error() -> None:
+    repo = InMemoryEventRepository()
+    repo.writable = False
+    with pytest.raises(StorageUnavailable):
+        repo.add([make_event()])

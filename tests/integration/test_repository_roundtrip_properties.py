@@ -13,7 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.models import UserActionEvent
-from app.repository.events_repository import AddStatus, SqliteEventRepository
+from app.repository.port import AddStatus
+from app.repository.sqlite import SqliteEventRepository
 from app.services.event_limits import EventLimits, check_event
 from tests.support.event_strategies import NAME_TEXT, metadata, sent_after, utc_moments
 

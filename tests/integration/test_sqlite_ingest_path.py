@@ -7,7 +7,8 @@ import threading
 import time
 from pathlib import Path
 
-from app.repository.events_repository import AddStatus, SqliteEventRepository
+from app.repository.port import AddStatus
+from app.repository.sqlite import SqliteEventRepository
 from tests.integration.repository_contract import make_event
 
 

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ class ServerProcess:
         env: Mapping[str, str] | None = None,
         extra_args: list[str] | None = None,
         port: int | None = None,
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -48,6 +49,7 @@ class ServerProcess:
             env=full_env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            preexec_fn=preexec_fn,  # e.g. a lower file-descriptor limit for the server alone
         )
         self.stdout: list[str] = []
         self.stderr: list[str] = []

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.models import UserActionEvent
-from app.repository.events_repository import AddResult, EventRepository
+from app.repository.port import AddResult, EventRepository
 
 
 class ImmediateWriter:

@@ -10,8 +10,8 @@ from uuid import uuid4
 import pytest
 
 from app.models import InvalidEvent, UserActionEvent
-from app.repository.events_repository import AddResult, AddStatus, EventFilter, EventQuery
 from app.repository.memory import InMemoryEventRepository
+from app.repository.port import AddResult, AddStatus, EventFilter, EventQuery
 from app.services.event_limits import INT_MAX, INT_MIN, EventLimits, check_event, serialised_size
 from app.services.event_service import EventDraft, EventService
 from app.services.rejections import REJECTION_REASONS

@@ -4,8 +4,8 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from app.repository.events_repository import AddStatus
 from app.repository.memory import InMemoryEventRepository
+from app.repository.port import AddStatus
 from app.services.event_service import EventConflict, EventDraft, EventNotFound, EventService
 from tests.unit.fakes import ImmediateWriter, ListLog, RecordingMetrics
 

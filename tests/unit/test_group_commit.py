@@ -7,9 +7,9 @@ from uuid import uuid4
 import pytest
 
 from app.models import UserActionEvent
-from app.repository.events_repository import AddResult, AddStatus
-from app.repository.group_commit import GroupCommitWriter, StorageUnavailable, WriteQueueFull
+from app.repository.group_commit import GroupCommitWriter, WriteQueueFull
 from app.repository.memory import InMemoryEventRepository
+from app.repository.port import AddResult, AddStatus, StorageUnavailable
 from tests.unit.fakes import RecordingMetrics
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import io
 
-from app import logging_config
-from app.logging_config import LineWriter
+from app.observability import logs as logging_config
+from app.observability.logs import LineWriter
 
 
 class RecordingFile(io.BytesIO):

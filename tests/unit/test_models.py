@@ -7,7 +7,8 @@ from uuid import uuid4
 
 import pytest
 
-from app.models import InvalidEvent, UserActionEvent, from_utc_text, to_utc_text
+from app.models import InvalidEvent, UserActionEvent
+from app.utc_text import from_utc_text, to_utc_text
 
 MODELS = Path(__file__).resolve().parents[2] / "app" / "models.py"
 

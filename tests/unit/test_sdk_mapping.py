@@ -11,10 +11,7 @@ import pytest
 
 from app.api.compat.body import GZIP_WBITS, BodyTooLarge, BoundedInflater, UnreadableBody, wbits_for
 from app.api.compat.keys import basic_auth_user
-from app.repository.events_repository import AddStatus
-from app.repository.memory import InMemoryEventRepository
-from app.services.event_service import EventDraft, EventService
-from app.services.sdk_mapping import (
+from app.api.compat.sdk_mapping import (
     POSTHOG_NAMESPACE,
     SEGMENT_NAMESPACE,
     Acknowledged,
@@ -24,6 +21,9 @@ from app.services.sdk_mapping import (
     posthog_event_to_draft,
     segment_message_to_draft,
 )
+from app.repository.memory import InMemoryEventRepository
+from app.repository.port import AddStatus
+from app.services.event_service import EventDraft, EventService
 from tests.unit.fakes import ImmediateWriter, ListLog, RecordingMetrics
 
 MESSAGE_ID = "0b9e8e4e-6a43-4a55-9b5a-6b8f1f7a3c10"

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from app.api.access import ANONYMOUS, AccessGuard, ApiKey, KeyRing, TokenBucketLimiter, hash_key
 from app.api.problems import ApiProblem
-from app.api.security import ANONYMOUS, AccessGuard, ApiKey, KeyRing, TokenBucketLimiter, hash_key
 from app.config import ApiKeySetting, Settings
 
 INGEST_KEY, READ_KEY, ADMIN_KEY = "k-ingest-123", "k-read-456", "k-admin-789"

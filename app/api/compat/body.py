@@ -7,8 +7,7 @@ stops at the cap (413 or 400, the caller's choice) having used at most the cap i
 from __future__ import annotations
 
 import zlib
-
-from starlette.requests import Request
+from collections.abc import Callable
 
 GZIP_WBITS = 16 + zlib.MAX_WBITS
 DEFLATE_WBITS = zlib.MAX_WBITS
@@ -24,20 +23,31 @@ class UnreadableBody(Exception):
     """Compressed data that does not inflate, or an encoding we do not speak."""
 
 
-class BoundedInflater:
-    """Incremental zlib/gzip decoder that refuses to produce more than `limit` bytes."""
+# Inflated at most this much per zlib call, so a caller counting the output (on_output) sees it grow in steps.
+_STEP = 1024 * 1024
 
-    def __init__(self, wbits: int, limit: int) -> None:
+
+class BoundedInflater:
+    """Incremental zlib/gzip decoder that refuses to produce more than `limit` bytes.
+
+    on_output, when given, is told the size of each piece before it is kept, and may refuse it by raising.
+    """
+
+    def __init__(self, wbits: int, limit: int, on_output: Callable[[int], None] | None = None) -> None:
         self._wbits = wbits
         self._limit = limit
         self._decoder = zlib.decompressobj(wbits)
         self._out = bytearray()
+        self._on_output = on_output
 
     def feed(self, data: bytes) -> None:
         try:
-            while data:
-                room = self._limit - len(self._out) + 1
-                self._out += self._decoder.decompress(data, room)
+            while True:
+                room = min(self._limit - len(self._out) + 1, _STEP)
+                piece = self._decoder.decompress(data, room)
+                if self._on_output is not None:
+                    self._on_output(len(piece))
+                self._out += piece
                 if len(self._out) > self._limit:
                     raise BodyTooLarge(self._limit)
                 if self._decoder.unconsumed_tail:
@@ -46,8 +56,10 @@ class BoundedInflater:
                     # gzip allows several members one after another; each starts a new stream.
                     data = self._decoder.unused_data
                     self._decoder = zlib.decompressobj(self._wbits)
+                elif len(piece) == room and not self._decoder.eof:
+                    data = b""  # all input taken, but zlib may hold more output than one step
                 else:
-                    data = b""
+                    break
         except zlib.error as exc:
             raise UnreadableBody(f"the body is not valid compressed data: {exc}") from exc
 
@@ -67,25 +79,3 @@ def wbits_for(encoding: str) -> int | None:
     if coding == "deflate":
         return DEFLATE_WBITS
     raise UnreadableBody(f"Content-Encoding {encoding!r} is not supported; send gzip, deflate or none")
-
-
-async def read_body(request: Request, *, limit: int, encoding: str | None = None) -> bytes:
-    """The body, inflated when `encoding` (default: the Content-Encoding header) says so, at most `limit` bytes."""
-    declared = request.headers.get("content-length")
-    wbits = wbits_for(request.headers.get("content-encoding", "") if encoding is None else encoding)
-    inflater = BoundedInflater(wbits, limit) if wbits is not None else None
-    # Incompressible data grows a little when compressed (headers, stored blocks): allow for it.
-    wire_limit = limit if inflater is None else limit + limit // 100 + 1024
-    if declared is not None and declared.isdigit() and int(declared) > wire_limit:
-        raise BodyTooLarge(limit)
-    raw = bytearray()
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > wire_limit:
-            raise BodyTooLarge(limit)
-        if inflater is not None:
-            inflater.feed(chunk)
-        else:
-            raw += chunk
-    return inflater.finish() if inflater is not None else bytes(raw)

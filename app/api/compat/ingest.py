@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.api.compat.body import BodyTooLarge, UnreadableBody, read_body
+from app.api.compat.body import BodyTooLarge, UnreadableBody
+from app.api.compat.inflate import BodyDecoder, BudgetExhausted, Reservation, inflate, read_wire
+from app.api.compat.sdk_mapping import Acknowledged, UnmappableMessage
 from app.api.problems import ApiProblem
 from app.api.schemas import JsonBody
 from app.api.strict_json import StrictJsonError, parse_strict_json
 from app.json_codec import dump_json
 from app.models import InvalidEvent
-from app.repository.events_repository import AddStatus
+from app.repository.port import AddStatus
+from app.services.event_limits import nests_deeper_than
 from app.services.event_service import EventDraft, EventService
-from app.services.sdk_mapping import Acknowledged, UnmappableMessage
 
 ToDraft = Callable[[Any], EventDraft | Acknowledged]
 _DETAIL_REASONS = 5
@@ -49,20 +52,57 @@ class SdkProblem(ApiProblem):
         super().__init__(status, slug, detail, headers, code=slug, message=detail, **extra)
 
 
-async def read_json_body(request: Request, *, limit: int, too_large_status: int, encoding: str | None = None) -> Any:
-    """The body inflated (bounded) and parsed; each failure is a problem with its own status."""
-    raw = await read_bytes(request, limit=limit, too_large_status=too_large_status, encoding=encoding)
+async def read_json_body(
+    request: Request,
+    decoder: BodyDecoder,
+    *,
+    limit: int,
+    too_large_status: int,
+    key_checked: bool,
+    service: EventService,
+    sdk: str,
+) -> Any:
+    """The body inflated (bounded) and parsed on a decoding thread; each failure is a problem with its status.
+
+    key_checked False: the key is in the body, so what the body holds comes out of the shared decoding budget
+    until the request ends."""
+    encoding = request.headers.get("content-encoding", "")
+    reservation = None if key_checked else decoder.reservation()
+    try:
+        with body_problems(too_large_status, service, sdk):
+            wire = await read_wire(request, limit=limit, encoding=encoding, reservation=reservation)
+            return await decoder.run(reservation, _inflate_and_parse, wire, encoding, limit, reservation)
+    finally:
+        if reservation is not None:
+            reservation.release()
+
+
+def _inflate_and_parse(wire: bytes, encoding: str, limit: int, reservation: Reservation | None) -> Any:
+    raw = inflate(wire, encoding, limit=limit, reservation=reservation)
+    del wire
+    if reservation is not None:
+        reservation.take(len(raw))  # the text the parser makes of it
     return parse_json(raw)
 
 
-async def read_bytes(request: Request, *, limit: int, too_large_status: int, encoding: str | None = None) -> bytes:
+@contextmanager
+def body_problems(too_large_status: int, service: EventService, sdk: str) -> Iterator[None]:
+    """The body readers' errors as problems: too large, unreadable, no room in the decoding budget."""
     try:
-        return await read_body(request, limit=limit, encoding=encoding)
+        yield
     except BodyTooLarge as exc:
         raise SdkProblem(too_large_status, "payload-too-large", str(exc), limit_bytes=exc.limit) from exc
     except UnreadableBody as exc:
         status = 415 if "not supported" in str(exc) else 400
         raise SdkProblem(status, "unreadable-body", str(exc)) from exc
+    except BudgetExhausted as exc:
+        service.reject("decode_busy", sdk=sdk)
+        raise SdkProblem(
+            503,
+            "busy",
+            "Too many request bodies are being read before their key is checked; retry shortly.",
+            headers={"Retry-After": "1"},
+        ) from exc
 
 
 def parse_json(raw: bytes) -> Any:
@@ -88,6 +128,7 @@ async def ingest_messages(
     id_field: str,
     max_event_bytes: int,
     max_events: int,
+    max_metadata_depth: int,
     too_many_status: int,
     sdk: str,
 ) -> IngestReport:
@@ -99,6 +140,7 @@ async def ingest_messages(
             "batch-too-large",
             f"{len(messages)} messages in one request; the most is {max_events} (TELEMETRY_BATCH_MAX_EVENTS)",
         )
+    _refuse_deep_nesting(service, messages, max_metadata_depth, sdk)
     report = IngestReport(total=len(messages))
     drafts: list[EventDraft] = []
     positions: list[int] = []
@@ -146,6 +188,24 @@ async def ingest_messages(
             )
     report.rejected.sort(key=lambda r: int(r["index"]))
     return report
+
+
+def _refuse_deep_nesting(service: EventService, messages: Sequence[Any], max_depth: int, sdk: str) -> None:
+    """422, as the JSON API answers, for a message whose properties nest past the metadata depth limit.
+
+    Checked before anything walks the message recursively (its size as JSON, the mapping): a message one
+    level above its properties may hold one level more than metadata may.
+    """
+    for index, message in enumerate(messages):
+        if nests_deeper_than(message, max_depth + 1):
+            service.reject("metadata_too_deep", sdk=sdk)
+            raise SdkProblem(
+                422,
+                "invalid-event",
+                f"message #{index}: metadata is nested deeper than {max_depth} levels (TELEMETRY_METADATA_MAX_DEPTH)",
+                reason="metadata_too_deep",
+                index=index,
+            )
 
 
 def report_response(report: IngestReport, success: dict[str, Any]) -> Response:

@@ -19,13 +19,15 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.api.compat import POSTHOG_PATHS
-from app.api.compat.body import GZIP_WBITS, BodyTooLarge, BoundedInflater, UnreadableBody
-from app.api.compat.ingest import SdkProblem, ingest_messages, parse_json, read_bytes, report_response
+from app.api.compat.inflate import BodyDecoder, Reservation, inflate, read_wire
+from app.api.compat.ingest import SdkProblem, body_problems, ingest_messages, parse_json, report_response
 from app.api.compat.keys import check_ingest_key, header_key
-from app.api.events import ServiceDep, SettingsDep
+from app.api.compat.sdk_mapping import posthog_event_to_draft
+from app.api.deps import DecoderDep, ServiceDep, SettingsDep
 from app.api.guards import INGEST_MARK
 from app.api.problems import problem_responses
-from app.services.sdk_mapping import posthog_event_to_draft
+from app.config import Settings
+from app.services.event_service import EventService
 
 # PostHog's server refuses events over 1 MB; its Python SDK stops at 900 KiB.
 MAX_EVENT_BYTES = 1024 * 1024
@@ -46,25 +48,40 @@ def _refuse_lz64(compression: str) -> None:
         raise SdkProblem(415, "unsupported-compression", "lz64 bodies are not supported; send gzip (gzip-js).")
 
 
-async def _events_body(request: Request, limit: int) -> Any:
+async def _events_body(
+    request: Request, limit: int, decoder: BodyDecoder, reservation: Reservation | None, service: EventService
+) -> Any:
     compression = _compression(request)
     _refuse_lz64(compression)
     encoding = request.headers.get("content-encoding", "")
     if compression in ("gzip", "gzip-js") and encoding.strip().lower() in ("", "identity"):
         encoding = "gzip"
-    raw = await read_bytes(request, limit=limit, too_large_status=413, encoding=encoding)
-    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-        raw = _form_data(request, raw, limit)
+    form = request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
+    with body_problems(413, service, "posthog"):
+        wire = await read_wire(request, limit=limit, encoding=encoding, reservation=reservation)
+        return await decoder.run(reservation, _decode, wire, encoding, form, compression, limit, reservation)
+
+
+def _decode(
+    wire: bytes, encoding: str, form: bool, compression: str, limit: int, reservation: Reservation | None
+) -> Any:
+    """On a decoding thread: inflate, unwrap posthog-js's form, parse; every byte held is budgeted."""
+    raw = inflate(wire, encoding, limit=limit, reservation=reservation)
+    del wire
+    if form:
+        raw = _form_data(raw, compression, limit, reservation)
+    if reservation is not None:
+        reservation.take(len(raw))  # the text the parser makes of it
     return parse_json(raw)
 
 
-def _form_data(request: Request, raw: bytes, limit: int) -> bytes:
+def _form_data(raw: bytes, query_compression: str, limit: int, reservation: Reservation | None) -> bytes:
     """posthog-js's form body: data=<base64 of the JSON, or of its gzip when compression=gzip-js>."""
     try:
         form = parse_qs(raw.decode("latin-1"), max_num_fields=10)
     except ValueError as exc:
         raise SdkProblem(400, "unreadable-body", "the form has more fields than data and compression") from exc
-    compression = _compression(request, form)
+    compression = query_compression or form.get("compression", [""])[0].strip().lower()
     _refuse_lz64(compression)
     # A '+' not percent-encoded reads as a space in a form; the URL-safe alphabet is accepted too.
     data = form.get("data", [""])[0].strip().replace(" ", "+").replace("-", "+").replace("_", "/")
@@ -74,24 +91,16 @@ def _form_data(request: Request, raw: bytes, limit: int) -> bytes:
         raise SdkProblem(400, "unreadable-body", "form field `data` is not base64") from exc
     if compression not in ("gzip", "gzip-js"):
         return decoded
-    inflater = BoundedInflater(GZIP_WBITS, limit)
-    try:
-        inflater.feed(decoded)
-        return inflater.finish()
-    except BodyTooLarge as exc:
-        raise SdkProblem(413, "payload-too-large", str(exc), limit_bytes=exc.limit) from exc
-    except UnreadableBody as exc:
-        raise SdkProblem(400, "unreadable-body", str(exc)) from exc
+    return inflate(decoded, "gzip", limit=limit, reservation=reservation)
 
 
-def _key(body: Any, events: list[Any], request: Request) -> str | None:
+def _key(body: Any, events: list[Any]) -> str | None:
     candidates: list[Any] = []
     if isinstance(body, dict):
         candidates += [body.get("api_key"), body.get("token")]
     if events and isinstance(events[0], dict):
         properties = events[0].get("properties")
         candidates += [events[0].get("api_key"), properties.get("token") if isinstance(properties, dict) else None]
-    candidates += [request.query_params.get("token"), header_key(request)]
     return next((c for c in candidates if isinstance(c, str) and c), None)
 
 
@@ -99,13 +108,40 @@ def _batch_sent_at(body: Any, request: Request) -> Any:
     if isinstance(body, dict) and body.get("sent_at"):
         return body["sent_at"]
     millis = request.query_params.get("_", "")  # posthog-js: the send time, ms since the epoch
-    if millis.isdigit() and len(millis) <= 15:
+    if not millis:
+        return None
+    try:
+        # isascii: str.isdigit() also takes digits int() refuses, such as '²'.
+        if not (millis.isascii() and millis.isdigit()):
+            raise ValueError(millis)
         return datetime.fromtimestamp(int(millis) / 1000, UTC).isoformat()
-    return None
+    except (ValueError, OverflowError, OSError) as exc:
+        raise SdkProblem(
+            400, "invalid-query", "query parameter `_` must be the send time in milliseconds since 1970 (UTC)"
+        ) from exc
 
 
-async def _capture(request: Request, service: ServiceDep, settings: SettingsDep) -> Response:
-    body = await _events_body(request, settings.posthog_max_body_bytes)
+async def _capture(request: Request, service: ServiceDep, settings: SettingsDep, decoder: DecoderDep) -> Response:
+    early_key = request.query_params.get("token") or header_key(request)
+    if early_key:  # refused before the body is read
+        check_ingest_key(request, early_key)
+    # The key is in the body: until it is checked, what the body holds comes out of the shared budget.
+    reservation = None if early_key else decoder.reservation()
+    try:
+        return await _record(request, service, settings, decoder, reservation)
+    finally:
+        if reservation is not None:
+            reservation.release()
+
+
+async def _record(
+    request: Request,
+    service: EventService,
+    settings: Settings,
+    decoder: BodyDecoder,
+    reservation: Reservation | None,
+) -> Response:
+    body = await _events_body(request, settings.posthog_max_body_bytes, decoder, reservation, service)
     if isinstance(body, list):
         events = body
     elif isinstance(body, dict) and isinstance(body.get("batch"), list):
@@ -114,7 +150,8 @@ async def _capture(request: Request, service: ServiceDep, settings: SettingsDep)
         events = [body]
     else:
         raise SdkProblem(400, "invalid-body", 'Send one event, an array of events, or {"batch": [...]}.')
-    check_ingest_key(request, _key(body, events, request))
+    if reservation is not None:
+        check_ingest_key(request, _key(body, events))
     to_draft = partial(
         posthog_event_to_draft,
         received_at=service.now(),
@@ -128,6 +165,7 @@ async def _capture(request: Request, service: ServiceDep, settings: SettingsDep)
         id_field="uuid",
         max_event_bytes=MAX_EVENT_BYTES,
         max_events=settings.batch_max_events,
+        max_metadata_depth=settings.metadata_max_depth,
         too_many_status=413,
         sdk="posthog",
     )

@@ -18,10 +18,10 @@ from starlette.responses import Response
 
 from app.api.compat.ingest import SdkProblem, ingest_messages, read_json_body, report_response
 from app.api.compat.keys import check_ingest_key, header_key
-from app.api.events import ServiceDep, SettingsDep
+from app.api.compat.sdk_mapping import segment_message_to_draft
+from app.api.deps import DecoderDep, ServiceDep, SettingsDep
 from app.api.guards import INGEST_MARK
 from app.api.problems import problem_responses
-from app.services.sdk_mapping import segment_message_to_draft
 
 MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
@@ -36,11 +36,21 @@ _BODY = {
 _RESPONSES = problem_responses(400, 401, 403, 413, 415, 429, 503)
 
 
-async def _ingest(request: Request, service: ServiceDep, settings: SettingsDep, kind: str | None) -> Response:
+async def _ingest(
+    request: Request, service: ServiceDep, settings: SettingsDep, decoder: DecoderDep, kind: str | None
+) -> Response:
     key = header_key(request)
     if key is not None:  # refused before the body is read
         check_ingest_key(request, key)
-    body = await read_json_body(request, limit=MAX_EVENT_BYTES if kind else MAX_BATCH_BYTES, too_large_status=400)
+    body = await read_json_body(
+        request,
+        decoder,
+        limit=MAX_EVENT_BYTES if kind else MAX_BATCH_BYTES,
+        too_large_status=400,
+        key_checked=key is not None,
+        service=service,
+        sdk="segment",
+    )
     if not isinstance(body, dict):
         raise SdkProblem(400, "invalid-body", "The body must be a JSON object.")
     if key is None:
@@ -65,6 +75,7 @@ async def _ingest(request: Request, service: ServiceDep, settings: SettingsDep, 
         id_field="messageId",
         max_event_bytes=MAX_EVENT_BYTES,
         max_events=settings.batch_max_events,
+        max_metadata_depth=settings.metadata_max_depth,
         too_many_status=400,
         sdk="segment",
     )
@@ -72,8 +83,8 @@ async def _ingest(request: Request, service: ServiceDep, settings: SettingsDep, 
 
 
 def _route(kind: str) -> Any:
-    async def endpoint(request: Request, service: ServiceDep, settings: SettingsDep) -> Response:
-        return await _ingest(request, service, settings, kind)
+    async def endpoint(request: Request, service: ServiceDep, settings: SettingsDep, decoder: DecoderDep) -> Response:
+        return await _ingest(request, service, settings, decoder, kind)
 
     endpoint.__name__ = f"segment_{kind}"
     return endpoint
@@ -96,5 +107,5 @@ for _kind in ("track", "page", "screen", "identify", "group", "alias"):
 @router.post("/batch", summary="Segment batch", openapi_extra=_BODY, responses=_RESPONSES)
 @router.post("/import", summary="Segment import (alias of batch)", openapi_extra=_BODY, responses=_RESPONSES)
 @router.post("/b", summary="Segment batch, analytics.js short path", openapi_extra=_BODY, responses=_RESPONSES)
-async def segment_batch(request: Request, service: ServiceDep, settings: SettingsDep) -> Response:
-    return await _ingest(request, service, settings, None)
+async def segment_batch(request: Request, service: ServiceDep, settings: SettingsDep, decoder: DecoderDep) -> Response:
+    return await _ingest(request, service, settings, decoder, None)

@@ -171,11 +171,17 @@ def posthog_event_to_draft(
     sent_at = parse_client_time("sent_at", event.get("sent_at", batch_sent_at))
     timestamp = parse_client_time("timestamp", event.get("timestamp"))
     offset = event.get("offset")
+    derived: frozenset[str] = frozenset()
     if timestamp is None and offset is not None:
+        # Derived from the send time, which each retry sends anew: not compared with a stored copy.
+        derived = frozenset({"timestamp"})
         # posthog-js may send `offset` (ms between the action and the send) instead of a timestamp.
         if isinstance(offset, bool) or not isinstance(offset, int | float) or not 0 <= offset < 10**12:
             raise UnmappableMessage("offset must be a non-negative number of milliseconds")
-        timestamp = (sent_at or received_at) - timedelta(milliseconds=offset)
+        try:
+            timestamp = (sent_at or received_at) - timedelta(milliseconds=offset)
+        except OverflowError as exc:
+            raise UnmappableMessage("offset puts the timestamp before the year 1") from exc
 
     return EventDraft(
         user_id=user_id,
@@ -185,6 +191,7 @@ def posthog_event_to_draft(
         event_id=message_event_id(event.get("uuid"), POSTHOG_NAMESPACE),
         timestamp=timestamp,
         sent_at=sent_at,
+        derived=derived,
     )
 
 

@@ -1,129 +1,153 @@
-"""The storage port (EventRepository) and its SQLite adapter.
+"""EventRepository on SQLite: connections and pragmas, schema and migrations, and the adapter itself.
 
-Every backend implements the same small, synchronous interface; tests/integration runs one contract suite
-against each. Raw parameterised SQL over the driver: no ORM writes onto the frozen domain event.
+One file in WAL mode: a connection per thread, one writer at a time. Raw parameterised SQL over the
+driver, no ORM writes onto the frozen domain event. sqlite3's exceptions are translated at each public
+method into the port's StorageUnavailable / StorageError.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import datetime
-from enum import StrEnum
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, ParamSpec, TypeVar
 from uuid import UUID
 
-from app.database.connection import SynchronousMode, connect, migrate
 from app.json_codec import dump_json, load_json
-from app.models import UserActionEvent, from_utc_text, to_utc_text
+from app.models import UserActionEvent
+from app.repository.port import (
+    AddResult,
+    AddStatus,
+    Cursor,
+    EventFilter,
+    EventPage,
+    EventQuery,
+    EventStats,
+    StatsQuery,
+    StorageError,
+    StorageUnavailable,
+    classify_existing,
+    iterate_pages,
+)
 from app.repository.sqlite_wal import CheckpointMode
+from app.utc_text import from_utc_text, to_utc_text
+
+SynchronousMode = Literal["FULL", "NORMAL"]
 
 
-class AddStatus(StrEnum):
-    ACCEPTED = "accepted"  # stored now
-    DUPLICATE = "duplicate"  # same event_id, same fact: already stored, stored once
-    CONFLICT = "conflict"  # same event_id, another fact: refused
+# Each entry moves the schema one version up. Never edit a released entry: append a new one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE events (
+        seq         INTEGER PRIMARY KEY,      -- insertion order, internal
+        event_id    TEXT NOT NULL UNIQUE,     -- canonical lower-case UUID text
+        user_id     TEXT NOT NULL,
+        action      TEXT NOT NULL,
+        source      TEXT NOT NULL,
+        timestamp   TEXT NOT NULL,            -- UTC, fixed width: 2026-01-02T03:04:05.000006Z
+        received_at TEXT NOT NULL,            -- same format, server clock
+        sent_at     TEXT,                     -- same format, client clock at send time, optional
+        metadata    TEXT NOT NULL             -- JSON object
+    );
+    CREATE INDEX events_timestamp ON events (timestamp, event_id);
+    CREATE INDEX events_user_timestamp ON events (user_id, timestamp, event_id);
+    CREATE INDEX events_action_timestamp ON events (action, timestamp, event_id);
+    CREATE TRIGGER events_refuse_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'events are immutable: UPDATE refused'); END;
+    CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'events are immutable: DELETE refused'); END;
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
 
 
-@dataclass(frozen=True, slots=True)
-class AddResult:
-    status: AddStatus
-    event: UserActionEvent  # the event as stored (for a duplicate or conflict: as first stored)
-    conflicting_fields: tuple[str, ...] = ()
+def connect(
+    path: Path, *, synchronous: SynchronousMode = "FULL", busy_timeout_ms: int = 5000, read_only: bool = False
+) -> sqlite3.Connection:
+    """Open a connection with the pragmas every connection of ours needs."""
+    if read_only:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    if not read_only:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        # Checkpoints run from the writer between batches, never inside a request's commit.
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+    return conn
 
 
-@dataclass(frozen=True, slots=True)
-class Cursor:
-    """Position after the last item of a page, in (timestamp, event_id) order."""
-
-    timestamp: datetime
-    event_id: UUID
-
-
-@dataclass(frozen=True, slots=True)
-class EventFilter:
-    user_id: str | None = None
-    action: str | None = None
-    source: str | None = None
-    since: datetime | None = None  # inclusive
-    until: datetime | None = None  # exclusive
-
-
-@dataclass(frozen=True, slots=True)
-class EventQuery:
-    filter: EventFilter = field(default_factory=EventFilter)
-    limit: int = 100
-    after: Cursor | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class EventPage:
-    items: list[UserActionEvent]
-    next_cursor: Cursor | None
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to SCHEMA_VERSION; safe to call from several processes at once."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        row = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()
+        current = int(row[0])
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in _split_statements(MIGRATIONS[version - 1]):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                (version, datetime.now(UTC).isoformat()),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return SCHEMA_VERSION
 
 
-Bucket = Literal["hour", "day"]
+def _split_statements(script: str) -> list[str]:
+    """Split a migration on complete statements (triggers hold inner semicolons)."""
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements
 
 
-@dataclass(frozen=True, slots=True)
-class StatsQuery:
-    filter: EventFilter = field(default_factory=EventFilter)
-    bucket: Bucket = "hour"
-    max_buckets: int | None = None  # a backend may stop after max_buckets + 1: the caller refuses more
+def open_database(
+    path: Path, *, synchronous: SynchronousMode = "FULL", busy_timeout_ms: int = 5000
+) -> sqlite3.Connection:
+    """Connect and migrate: what a process does once at start-up."""
+    conn = connect(path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
+    migrate(conn)
+    return conn
 
 
-@dataclass(frozen=True, slots=True)
-class EventStats:
-    total: int
-    by_action: dict[str, int]
-    by_source: dict[str, int]
-    by_bucket: list[tuple[datetime, int]]  # bucket start (UTC), count; ordered by time
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
-class EventRepository(Protocol):
-    """Where events are kept. Thread-safe: one instance serves the writer thread and the readers."""
+def translate_errors(method: Callable[P, T]) -> Callable[P, T]:
+    """sqlite3's exceptions as the port's: an operational failure (locked, read-only, disk full or I/O
+    error, a file that cannot be opened) is StorageUnavailable, anything else StorageError."""
 
-    def add(self, events: Sequence[UserActionEvent]) -> list[AddResult]:
-        """Store new events in one transaction; one result per event, in order."""
-        ...
+    @functools.wraps(method)
+    def translated(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            raise StorageUnavailable(f"SQLite: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StorageError(f"SQLite: {type(exc).__name__}: {exc}") from exc
 
-    def get(self, event_id: UUID) -> UserActionEvent | None: ...
-
-    def query(self, q: EventQuery) -> EventPage: ...
-
-    def iter_events(self, q: EventQuery) -> Iterator[UserActionEvent]:
-        """Every event matching q.filter after q.after, in order, a page at a time (constant memory)."""
-        ...
-
-    def stats(self, q: StatsQuery) -> EventStats: ...
-
-    def check_writable(self) -> None:
-        """Raise when the store cannot take a write now."""
-        ...
-
-    def close(self) -> None: ...
-
-
-def classify_existing(new: UserActionEvent, stored: UserActionEvent) -> AddResult:
-    """What a second event with a known event_id is: the same fact again, or a conflicting one."""
-    if new.same_fact_as(stored):
-        return AddResult(AddStatus.DUPLICATE, stored)
-    return AddResult(AddStatus.CONFLICT, stored, tuple(new.differing_fields(stored)))
-
-
-def iterate_pages(repo: EventRepository, q: EventQuery) -> Iterator[UserActionEvent]:
-    """iter_events for any backend with keyset pages: memory stays bounded by one page."""
-    page_query = replace(q, limit=max(q.limit, 1000))
-    while True:
-        page = repo.query(page_query)
-        yield from page.items
-        if page.next_cursor is None:
-            return
-        page_query = replace(page_query, after=page.next_cursor)
+    return translated
 
 
 _COLUMNS = "event_id, user_id, action, source, timestamp, received_at, sent_at, metadata"
@@ -212,6 +236,7 @@ def _where(f: EventFilter, after: Cursor | None = None) -> tuple[str, list[Any]]
 class SqliteEventRepository:
     """EventRepository on one SQLite file in WAL mode: a connection per thread, one writer at a time."""
 
+    @translate_errors
     def __init__(
         self,
         path: Path,
@@ -250,6 +275,7 @@ class SqliteEventRepository:
                 self._connections.append(conn)
         return conn
 
+    @translate_errors
     def add(self, events: Sequence[UserActionEvent]) -> list[AddResult]:
         conn = self._connection()
         if not getattr(self._local, "write_cache", False):
@@ -294,12 +320,14 @@ class SqliteEventRepository:
                 if attempt == _LOCK_ATTEMPTS - 1 or not _is_busy(exc):
                     raise
 
+    @translate_errors
     def get(self, event_id: UUID) -> UserActionEvent | None:
         row = (
             self._connection().execute(f"SELECT {_COLUMNS} FROM events WHERE event_id = ?", (str(event_id),)).fetchone()
         )
         return _event(row) if row else None
 
+    @translate_errors
     def query(self, q: EventQuery) -> EventPage:
         where, params = _where(q.filter, q.after)
         rows = (
@@ -318,6 +346,7 @@ class SqliteEventRepository:
     def iter_events(self, q: EventQuery) -> Iterator[UserActionEvent]:
         return iterate_pages(self, q)
 
+    @translate_errors
     def stats(self, q: StatsQuery) -> EventStats:
         where, params = _where(q.filter)
         conn = self._connection()
@@ -342,11 +371,13 @@ class SqliteEventRepository:
         by_bucket = [(from_utc_text(_bucket_text(b, fmt)), n) for b, n in buckets]
         return EventStats(sum(by_action.values()), by_action, by_source, by_bucket)
 
+    @translate_errors
     def check_writable(self) -> None:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("ROLLBACK")
 
+    @translate_errors
     def checkpoint(self, mode: CheckpointMode = "PASSIVE", wait_ms: int | None = None) -> tuple[int, int, int]:
         """(busy, frames in the log, frames checkpointed), as SQLite reports them.
 
@@ -366,14 +397,14 @@ class SqliteEventRepository:
         while not self._stop.wait(interval_s):
             try:
                 self.checkpoint("PASSIVE")
-            except sqlite3.Error:
+            except StorageError:
                 continue  # busy or closing: the next round tries again
 
     def close(self) -> None:
         self._stop.set()
         if self._checkpointer is not None:
             self._checkpointer.join(timeout=5)
-        with contextlib.suppress(sqlite3.Error):  # another process may hold it; the WAL waits for the next one
+        with contextlib.suppress(StorageError):  # another process may hold it; the WAL waits for the next one
             self.checkpoint("TRUNCATE")
         with self._lock:
             for conn in self._connections:

@@ -1,0 +1,121 @@
+"""Drawing rules every chart in the report follows, enforced where the figure is shown.
+
+`show` refuses a chart without a title or without both axis labels, and embeds the PNG with its title
+as alternative text, so the HTML report names every image. The other helpers shade periods the data do
+not fully cover (so a partial week is not read as a drop) and label heatmap cells in a colour that
+stays readable on both light and dark cells.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
+from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+INCOMPLETE_LABEL = "partial period (data do not cover it fully)"
+
+
+class UnlabelledChart(ValueError):
+    """A chart would reach the reader without a title or an axis label."""
+
+
+def _drawn_axes(fig: Figure) -> list[Axes]:
+    return [ax for ax in fig.axes if ax.get_visible() and ax.axison and not hasattr(ax, "_colorbar")]
+
+
+def _colorbars(fig: Figure) -> list[Any]:
+    return [ax._colorbar for ax in fig.axes if hasattr(ax, "_colorbar")]
+
+
+def check_labels(fig: Figure) -> str:
+    """The figure's title text; raises UnlabelledChart if any plot lacks a title or an axis label."""
+    problems = []
+    for ax in _drawn_axes(fig):
+        name = ax.get_title() or "an untitled plot"
+        if not ax.get_title():
+            problems.append("a plot has no title")
+        if not ax.get_xlabel():
+            problems.append(f"{name!r} has no x-axis label")
+        if not ax.get_ylabel():
+            problems.append(f"{name!r} has no y-axis label")
+    for bar in _colorbars(fig):
+        long_axis = bar.ax.yaxis if bar.orientation == "vertical" else bar.ax.xaxis
+        if not long_axis.get_label_text():
+            problems.append("a colour scale has no label (what the colour measures, with its unit)")
+    if problems:
+        raise UnlabelledChart("; ".join(problems))
+    suptitle = fig.get_suptitle() if hasattr(fig, "get_suptitle") else ""
+    titles = [ax.get_title() for ax in _drawn_axes(fig)]
+    return suptitle or " · ".join(titles)
+
+
+def png(fig: Figure, dpi: int = 90) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def show(fig: Figure, alt: str | None = None) -> None:
+    """Display a checked chart as an embedded PNG whose alternative text is its title, then close it."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    title = check_labels(fig)
+    data = png(fig)
+    plt.close(fig)
+    description = alt or title
+    display({"image/png": data, "text/plain": description}, metadata={"image/png": {"alt": description}}, raw=True)
+
+
+def percent_axis(axis: Any, digits: int = 0) -> None:
+    """Tick labels of a 0..1 axis written as '60 %'."""
+    axis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{100 * value:.{digits}f} %"))
+
+
+def thousands_axis(axis: Any) -> None:
+    """A count axis: whole-number ticks only, thousands separated."""
+    axis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:,.0f}"))
+
+
+def shade_periods(ax: Axes, starts: Sequence[Any], length: pd.Timedelta, label: str = INCOMPLETE_LABEL) -> None:
+    """Grey bands over the given periods, one legend entry for all of them."""
+    for i, start in enumerate(starts):
+        begin = pd.Timestamp(start)
+        ax.axvspan(begin, begin + length, color="0.55", alpha=0.25, lw=0, label=label if i == 0 else None)
+
+
+def cell_text_colour(image: AxesImage, value: float) -> str:
+    """White on dark cells, near-black on light ones (relative luminance of the cell's colour)."""
+    red, green, blue, _alpha = image.cmap(image.norm(value))
+    luminance = 0.2126 * red + 0.7152 * green + 0.0722 * blue
+    return "white" if luminance < 0.5 else "#111111"
+
+
+def annotate_cells(
+    ax: Axes, image: AxesImage, values: np.ndarray, text: Callable[[float], str], fontsize: int = 8
+) -> None:
+    """Write each non-missing cell's value in a colour readable on that cell."""
+    for (row, column), value in np.ndenumerate(values):
+        if not np.isnan(value):
+            colour = cell_text_colour(image, float(value))
+            ax.text(column, row, text(float(value)), ha="center", va="center", fontsize=fontsize, color=colour)
+
+
+def date_ticks(ax: Axes, moments: Sequence[Any], most: int = 8) -> None:
+    """Ticks on the given days (every n-th one if there are more than `most`), labelled 2026-01-05: a
+    weekly chart's ticks then fall on its week starts instead of matplotlib's own dates."""
+    stamps = [pd.Timestamp(m) for m in moments]
+    if not stamps:
+        return
+    step = -(-len(stamps) // most)
+    chosen = stamps[::step]
+    ax.set_xticks(chosen, [f"{s:%Y-%m-%d}" for s in chosen])

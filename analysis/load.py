@@ -1,0 +1,114 @@
+"""The bulk read: the store's events into one DuckDB table, as Arrow batches, a few seq ranges at once.
+
+The engine keeps only what the analyses read per event: seq, user, action, source, event time, receipt
+time, whether sent_at is missing, the session id (from metadata) and whether metadata is empty. Metadata
+text stays in the store: the analyses that need more of it (a property's values, a sample per action)
+fetch just those rows (analysis/properties.py), so memory follows the event count, not its metadata size.
+
+Why this path: on SQLite a full scan through the sqlite3 module costs a Python object per value; ADBC
+fills Arrow buffers in C and DuckDB ingests them without a copy per value. Each seq range has its own
+connection and thread (the drivers release the GIL), so the read uses every core the machine gives it.
+See docs/benchmarks.md for the measured alternatives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+if TYPE_CHECKING:
+    from analysis.db import Database
+
+# Threads reading the store at once; the store and the engine share the same cores, so more buys nothing.
+MAX_READERS = 4
+# Below this many rows one reader is faster than starting several.
+ROWS_PER_READER = 200_000
+ENGINE_MEMORY_LIMIT = "640MB"
+
+_CREATE = """
+    CREATE TABLE events (
+        seq BIGINT NOT NULL, user_id VARCHAR NOT NULL, action VARCHAR NOT NULL, source VARCHAR NOT NULL,
+        ts TIMESTAMP NOT NULL, received TIMESTAMP NOT NULL, no_sent_at BOOLEAN NOT NULL,
+        session_id VARCHAR, metadata_empty BOOLEAN NOT NULL)
+"""
+
+_INSERT = """
+    INSERT INTO events
+    SELECT seq, user_id, action, source, {timestamp}, {received_at}, no_sent_at::BOOLEAN,
+           json_extract_string(metadata, '$.session_id'), metadata = '{{}}'
+    FROM batches
+"""
+
+
+def _adbc_connect(db: Database) -> Any:
+    if db.backend == "sqlite":
+        import adbc_driver_sqlite.dbapi
+
+        return adbc_driver_sqlite.dbapi.connect(db.adbc_uri)
+    import adbc_driver_postgresql.dbapi
+
+    connection = adbc_driver_postgresql.dbapi.connect(db.adbc_uri)
+    with connection.cursor() as cursor:
+        cursor.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+    return connection
+
+
+@contextlib.contextmanager
+def store_batches(db: Database, query: str, params: tuple[Any, ...]) -> Iterator[Any]:
+    """The rows of one store query as an Arrow RecordBatchReader, on a connection of its own."""
+    store = _adbc_connect(db)
+    try:
+        with store.cursor() as cursor:
+            cursor.execute(query, params)
+            yield cursor.fetch_record_batch()
+    finally:
+        store.close()
+
+
+def _read_range(
+    db: Database, engine: duckdb.DuckDBPyConnection, low: int, high: int, errors: list[BaseException]
+) -> None:
+    insert = _INSERT.format(
+        timestamp=db.sql.engine_time.format(column="timestamp"),
+        received_at=db.sql.engine_time.format(column="received_at"),
+    )
+    try:
+        with store_batches(db, db.sql.events_between, (low, high)) as batches:
+            local = engine.cursor()
+            try:
+                local.register("batches", batches)
+                local.execute(insert)
+            finally:
+                local.close()
+    except BaseException as exc:  # re-raised in the calling thread
+        errors.append(exc)
+
+
+def load_events(db: Database) -> duckdb.DuckDBPyConnection:
+    """A new in-memory DuckDB connection holding every stored event in its `events` table."""
+    engine = duckdb.connect(":memory:")
+    engine.execute(f"SET memory_limit = '{ENGINE_MEMORY_LIMIT}'")
+    engine.execute("SET TimeZone = 'UTC'")
+    engine.execute(_CREATE)
+    first, last = (int(v) for v in db.store_rows(db.sql.seq_bounds)[0])
+    rows = last - first + 1 if last else 0
+    readers = max(1, min(MAX_READERS, os.cpu_count() or 1, rows // ROWS_PER_READER))
+    bounds = [first + rows * i // readers for i in range(readers + 1)]
+    errors: list[BaseException] = []
+    threads = [
+        threading.Thread(target=_read_range, args=(db, engine, bounds[i], bounds[i + 1], errors), daemon=True)
+        for i in range(readers)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        engine.close()
+        raise errors[0]
+    return engine

@@ -1,0 +1,64 @@
+"""`python -m app serve`: run the HTTP service under uvicorn, one process or several workers."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+from types import FrameType
+from typing import Any
+
+
+def register(commands: Any) -> None:
+    parser: argparse.ArgumentParser = commands.add_parser("serve", help="run the HTTP service")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--database-url", default=None, help="overrides TELEMETRY_DATABASE_URL")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.set_defaults(handler=run)
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM is how a service is asked to stop: once uvicorn has drained and committed, exit 0, not -15.
+
+    uvicorn re-raises the signal after its graceful shutdown; this handler (restored by uvicorn then)
+    turns it into a normal exit. Before uvicorn takes over the signal, nothing has been acknowledged yet.
+    """
+    raise SystemExit(0)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.http_protocol import ServeConfig
+
+    if args.database_url:
+        # The environment, not an argument: each worker process builds its own Settings from it.
+        os.environ["TELEMETRY_DATABASE_URL"] = args.database_url
+    from app.config import Settings
+    from app.observability.logs import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    options: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "workers": args.workers,
+        "log_config": None,
+        "access_log": False,
+        "timeout_graceful_shutdown": int(settings.shutdown_timeout_s),
+        "server_header": False,
+        "timeout_keep_alive": settings.http_keep_alive_timeout_s,
+    }
+    config = ServeConfig("app.main:app", header_timeout_s=settings.http_header_timeout_s, **options)
+    if args.workers > 1:
+        # Before any worker imports prometheus_client: /metrics must sum over the workers.
+        from app.observability.worker_metrics import prepare_multiprocess_dir, run_workers
+
+        metrics_dir, owned = prepare_multiprocess_dir(settings.metrics_multiproc_dir)
+        run_workers(config, metrics_dir, owned)
+        return 0
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else 3  # uvicorn.run's exit status when start-up fails
