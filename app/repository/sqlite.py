@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
+from urllib.parse import quote
 from uuid import UUID
 
 from app.json_codec import dump_json, load_json
@@ -67,11 +69,22 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def connect(
-    path: Path, *, synchronous: SynchronousMode = "FULL", busy_timeout_ms: int = 5000, read_only: bool = False
+    path: Path,
+    *,
+    synchronous: SynchronousMode = "FULL",
+    busy_timeout_ms: int = 5000,
+    read_only: bool = False,
+    create: bool = True,
 ) -> sqlite3.Connection:
-    """Open a connection with the pragmas every connection of ours needs."""
+    """Open a connection with the pragmas every connection of ours needs.
+
+    create=False: a file that is not there is an error, not a new empty database.
+    """
     if read_only:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+    elif not create:
+        uri = f"file:{quote(str(path))}?mode=rw"
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -253,7 +266,9 @@ class SqliteEventRepository:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file as opened
         migrate(self._connection())
+        self._identity = _file_identity(path)
         self._stop = threading.Event()
         self._checkpointer: threading.Thread | None = None
         if checkpoint_interval_s:
@@ -266,7 +281,13 @@ class SqliteEventRepository:
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.path, synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms)
+            # Only the first connection may create the file: later, a missing file is an outage to report.
+            conn = connect(
+                self.path,
+                synchronous=self._synchronous,
+                busy_timeout_ms=self._busy_timeout_ms,
+                create=self._identity is None,
+            )
             if self._wal_size_limit is not None:
                 # Once a checkpoint lets the log start again, the file is cut back to this size.
                 conn.execute(f"PRAGMA journal_size_limit = {int(self._wal_size_limit)}")
@@ -275,8 +296,23 @@ class SqliteEventRepository:
                 self._connections.append(conn)
         return conn
 
+    def _check_file(self) -> None:
+        """The file at our path is still the one we opened. Open connections go on using a deleted or
+        replaced file (its inode), so a write would be acknowledged and lost, and reads would be stale."""
+        try:
+            identity = _file_identity(self.path)
+        except FileNotFoundError:
+            raise StorageUnavailable(
+                f"the database file {self.path} is gone (deleted or moved): put it back, or restart the service"
+            ) from None
+        if identity != self._identity:
+            raise StorageUnavailable(
+                f"the database file {self.path} was replaced by another file: restart the service to use it"
+            )
+
     @translate_errors
     def add(self, events: Sequence[UserActionEvent]) -> list[AddResult]:
+        self._check_file()
         conn = self._connection()
         if not getattr(self._local, "write_cache", False):
             # The writing connection keeps the hot index pages (one leaf per user, per action, the right edges)
@@ -322,6 +358,7 @@ class SqliteEventRepository:
 
     @translate_errors
     def get(self, event_id: UUID) -> UserActionEvent | None:
+        self._check_file()
         row = (
             self._connection().execute(f"SELECT {_COLUMNS} FROM events WHERE event_id = ?", (str(event_id),)).fetchone()
         )
@@ -329,6 +366,7 @@ class SqliteEventRepository:
 
     @translate_errors
     def query(self, q: EventQuery) -> EventPage:
+        self._check_file()
         where, params = _where(q.filter, q.after)
         rows = (
             self._connection()
@@ -348,6 +386,7 @@ class SqliteEventRepository:
 
     @translate_errors
     def stats(self, q: StatsQuery) -> EventStats:
+        self._check_file()
         where, params = _where(q.filter)
         conn = self._connection()
         width = _BUCKET_PREFIX[q.bucket]
@@ -373,9 +412,13 @@ class SqliteEventRepository:
 
     @translate_errors
     def check_writable(self) -> None:
+        self._check_file()
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute("ROLLBACK")
+        try:
+            conn.execute("SELECT 1 FROM events LIMIT 0")  # the schema is there (not dropped by hand)
+        finally:
+            conn.execute("ROLLBACK")
 
     @translate_errors
     def checkpoint(self, mode: CheckpointMode = "PASSIVE", wait_ms: int | None = None) -> tuple[int, int, int]:
@@ -414,6 +457,12 @@ class SqliteEventRepository:
 
 
 _LOCK_ATTEMPTS = 4
+
+
+def _file_identity(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
 _WRITE_CACHE_KIB = 64 * 1024
 
 
