@@ -23,7 +23,7 @@ from analysis.filters import Filter, filter_sql
 from analysis.properties import UNIT_KEYS, json_path, metadata_table
 
 QUANTILES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99, 1.0)
-SAMPLE = 20_000  # events per action read at most (about); below it, every event of the action
+SAMPLE = 10_000  # events per action read at most (about); below it, every event of the action
 
 __all__ = ["QUANTILES", "SAMPLE", "UNIT_KEYS", "json_path"]
 
@@ -51,7 +51,7 @@ def sample_table(db: Database, sample: int = SAMPLE, where: Filter | None = None
             [*params, *params, sample, sample],
         )
         seqs = cursor.execute(f"SELECT seq FROM {name}_picked").fetchnumpy()["seq"]
-        metadata_table(db, seqs.tolist(), f"{name}_metadata")
+        metadata_table(db, (int(seq) for seq in seqs), f"{name}_metadata")
         cursor.execute(
             f"""CREATE TABLE {name} AS SELECT p.seq, p.action, p.n, m.metadata
                 FROM {name}_picked p JOIN {name}_metadata m USING (seq)"""

@@ -244,35 +244,43 @@ class Leaders:
 
 
 def tied_with_top(samples: pd.DataFrame, z: float = 2.0, material: float = MATERIAL_DIFFERENCE) -> Leaders:
-    """Which columns cannot be told apart from the column with the highest mean.
+    """Which columns cannot be told apart from the column with the highest median.
 
-    Rows are repetitions measured together (one row per day for hours of the day, one per week for
-    weekdays). A column is tied with the top when its mean is within `material` of the top's, or when
-    the paired difference (same row, so growth and busy days cancel out) is within `z` standard errors.
-    With fewer than 3 rows the noise cannot be measured.
+    Rows are repetitions (one per day for hours of the day, one per week for weekdays), each already made
+    relative to its row (a share of the day, a ratio to the week's level), so growth over the period
+    cancels out. The noise is the spread of every value around its column's median, relative to that
+    median and pooled over the columns in contention (at least half the top's median): 1.4826 x the
+    median absolute deviation, a standard deviation that an anomalous day cannot inflate. A column is
+    tied with the top when its median is within `material` of the top's, or within `z` standard errors
+    of the difference of the two medians. With fewer than 3 rows the noise cannot be measured.
     """
     frame = samples.dropna(axis=1, how="all")
     if frame.empty:
         return Leaders((), 0.0, False)
-    means = frame.mean()
-    top = means.idxmax()
-    if len(frame.dropna(how="all")) < 3 or means[top] <= 0:
+    centres = frame.median()
+    top = centres.idxmax()
+    if len(frame.dropna(how="all")) < 3 or centres[top] <= 0:
         return Leaders((top,), 0.0, False)
-    tied = []
-    for column in means.sort_values(ascending=False).index:
-        difference = (frame[top] - frame[column]).dropna()
-        error = difference.std(ddof=1) / math.sqrt(len(difference)) if len(difference) > 1 else math.inf
-        gap = float(means[top] - means[column])
-        if gap <= material * means[top] or gap <= z * error:
-            tied.append(column)
-    spread = float((means[top] - means[tied].min()) / means[top])
-    return Leaders(tuple(tied), spread, True)
+    contenders = centres[centres >= 0.5 * centres[top]].index
+    relative = (frame[contenders] / centres[contenders] - 1).stack().dropna()
+    sigma = 1.4826 * float((relative - relative.median()).abs().median())
+    error = 1.25 * sigma / np.sqrt(frame.count().clip(lower=1))  # standard error of a median, relative
+    tied = [
+        column
+        for column in centres.sort_values(ascending=False).index
+        if (gap := 1 - float(centres[column] / centres[top])) <= material
+        or gap <= z * math.hypot(float(error[top]), float(error[column]))
+    ]
+    return Leaders(tuple(tied), 1 - float(centres[tied].min() / centres[top]), True)
 
 
 def hour_samples(hourly: pd.Series) -> pd.DataFrame:
-    """Rows: days; columns: hours of the day (UTC); cells: events in that hour of that day."""
+    """Rows: days; columns: hours of the day (UTC); cells: that hour's share of the day's events, so a
+    busier day weighs no more than a quiet one."""
     frame = pd.DataFrame({"day": hourly.index.normalize(), "hour": hourly.index.hour, "events": hourly.to_numpy()})
-    return frame.pivot_table(index="day", columns="hour", values="events", aggfunc="sum")
+    table = frame.pivot_table(index="day", columns="hour", values="events", aggfunc="sum")
+    totals = table.sum(axis=1)
+    return table[totals > 0].div(totals[totals > 0], axis=0)
 
 
 def weekday_samples(daily: pd.Series, names: Sequence[str]) -> pd.DataFrame:

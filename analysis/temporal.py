@@ -16,6 +16,11 @@ from analysis.timeutil import utc_index
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
+def _times(series: pd.Series) -> pd.DatetimeIndex:
+    """A time series' index, typed as the DatetimeIndex it is."""
+    return pd.DatetimeIndex(series.index)
+
+
 def hourly_series(db: Database, where: Filter | None = None) -> pd.Series:
     """Events per UTC hour, hours without events included as 0."""
     condition, params = filter_sql(db, where)
@@ -39,7 +44,7 @@ def daily_series(hourly: pd.Series) -> pd.Series:
 
 def hour_of_day_profile(hourly: pd.Series) -> pd.Series:
     """Mean events per hour of the day (0-23, UTC), averaged over the days observed."""
-    return hourly.groupby(hourly.index.hour).mean().reindex(range(24), fill_value=0.0).rename("events")
+    return hourly.groupby(_times(hourly).hour).mean().reindex(range(24), fill_value=0.0).rename("events")
 
 
 def peak_hours(hourly: pd.Series, top: int = 3) -> list[int]:
@@ -49,7 +54,8 @@ def peak_hours(hourly: pd.Series, top: int = 3) -> list[int]:
 
 def hour_weekday_heatmap(hourly: pd.Series) -> pd.DataFrame:
     """Mean events per (weekday, hour of day): rows Mon..Sun, columns 0..23."""
-    frame = pd.DataFrame({"events": hourly.to_numpy(), "weekday": hourly.index.day_of_week, "hour": hourly.index.hour})
+    times = _times(hourly)
+    frame = pd.DataFrame({"events": hourly.to_numpy(), "weekday": times.day_of_week, "hour": times.hour})
     table = frame.pivot_table(index="weekday", columns="hour", values="events", aggfunc="mean")
     table = table.reindex(index=range(7), columns=range(24))
     table.index = pd.Index([WEEKDAYS[i] for i in table.index], name="weekday")
@@ -65,7 +71,7 @@ def weekday_profile(daily: pd.Series) -> pd.Series:
     """
     level = daily.rolling(7, center=True, min_periods=7).mean()
     ratio = (daily / level).dropna()
-    by_weekday = ratio.groupby(ratio.index.day_of_week).median().reindex(range(7))
+    by_weekday = ratio.groupby(_times(ratio).day_of_week).median().reindex(range(7))
     by_weekday = (by_weekday / by_weekday.mean()).fillna(1.0)
     by_weekday.index = pd.Index(list(WEEKDAYS), name="weekday")
     return by_weekday.rename("relative_volume")
@@ -91,7 +97,7 @@ def daily_baseline(daily: pd.Series, window: int = 7) -> pd.DataFrame:
     day moves neither its own level nor (being one of several) its neighbours'. The first and last
     window // 2 days have no level (their window is not full), so they are never flagged."""
     profile = weekday_profile(daily)
-    factors = profile.to_numpy()[daily.index.day_of_week]
+    factors = profile.to_numpy()[_times(daily).day_of_week]
     adjusted = pd.Series(daily.to_numpy(dtype=float) / np.where(factors > 0, factors, 1.0), index=daily.index)
     level = adjusted.rolling(window, center=True, min_periods=window).apply(_median_of_others, raw=True)
     return pd.DataFrame({"events": daily, "adjusted": adjusted, "baseline": level})
@@ -105,7 +111,7 @@ def daily_anomalies(daily: pd.Series, window: int = 7, threshold: float = 3.5) -
     |z| >= threshold flags the day.
     """
     frame = daily_baseline(daily, window)
-    ratio = np.log((frame["adjusted"] + 1.0) / (frame["baseline"] + 1.0))
+    ratio = pd.Series(np.log((frame["adjusted"] + 1.0) / (frame["baseline"] + 1.0)), index=frame.index)
     centre = ratio.median()
     spread = 1.4826 * (ratio - centre).abs().median()
     frame["z"] = (ratio - centre) / spread if spread > 0 else 0.0

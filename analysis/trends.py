@@ -131,7 +131,7 @@ def active_users(db: Database, where: Filter | None = None) -> pd.DataFrame:
         change = dau.add(ends.reindex(days, fill_value=0), fill_value=0)
         result[kind] = change.cumsum().astype("int64")
     result["stickiness"] = (result["dau"] / result["mau"]).where(result["mau"] > 0)
-    offset = (result.index - days[0]).days
+    offset = (days - days[0]).days
     result["wau_complete"] = offset >= 6
     result["mau_complete"] = offset >= 29
     result.index.name = "day"

@@ -133,6 +133,12 @@ class Settings(BaseSettings):
         description="A connection that has not sent complete request headers this long after it opened (or after"
         " its previous response) is closed: idle sockets cannot hold every file descriptor.",
     )
+    http_max_connections: int | None = Field(
+        default=None,
+        ge=1,
+        description="Open connections per process past which each new one closes the longest-idle connection."
+        " Unset: the file-descriptor limit (ulimit -n) less a tenth, at least 64.",
+    )
     http_keep_alive_timeout_s: float = Field(
         default=5.0, gt=0, description="An idle keep-alive connection is closed after this long without a request."
     )

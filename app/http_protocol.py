@@ -1,15 +1,21 @@
-"""uvicorn's HTTP protocol with a deadline for request headers, and the config that carries it.
+"""uvicorn's HTTP protocol with a deadline for request headers and a cap on open connections.
 
 uvicorn closes a keep-alive connection idle after a response (timeout_keep_alive), but not one that never
 sends a request, or sends its headers a byte at a time: a thousand such sockets hold every file descriptor
-of the process and no new client gets in. Here a connection must complete its request headers within
-`header_timeout_s` of being opened, and of its previous response; past it, it is closed. A request whose
-headers are in is not timed here (the body has its own timeout, the app its own limits).
+of the process and no new client gets in. Here:
+- a connection must complete its request headers within `header_timeout_s` of being opened, and of its
+  previous response; past it, it is closed. A request whose headers are in is not timed here (the body has
+  its own timeout, the app its own limits);
+- past `max_connections` open connections, each new one closes the connection that has been idle (no
+  request in progress) the longest, so new clients get in before the descriptors run out, even while the
+  deadline has not yet come for the idle ones.
 """
 
 from __future__ import annotations
 
 import asyncio
+import resource
+import time
 from typing import Any
 
 from uvicorn import Config
@@ -19,11 +25,28 @@ from uvicorn.server import ServerState
 DEFAULT_HEADER_TIMEOUT_S = 10.0
 
 
-class ServeConfig(Config):
-    """uvicorn's Config plus the header deadline; it pickles, so `serve --workers N` hands it to each worker."""
+def default_max_connections() -> int:
+    """The process's file-descriptor limit less a tenth (at least 64) for the database, logs and the listener."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 100_000
+    return max(64, soft - max(64, soft // 10))
 
-    def __init__(self, app: Any, *, header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S, **kwargs: Any) -> None:
+
+class ServeConfig(Config):
+    """uvicorn's Config plus the header deadline and the connection cap; it pickles, so `serve --workers N`
+    hands it to each worker."""
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
+        max_connections: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.header_timeout_s = header_timeout_s
+        self.max_connections = max_connections or default_max_connections()
         super().__init__(app, http=HeaderDeadlineProtocol, **kwargs)
 
 
@@ -36,17 +59,21 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self.header_timeout_s = (
-            config.header_timeout_s if isinstance(config, ServeConfig) else DEFAULT_HEADER_TIMEOUT_S
-        )
+        served = config if isinstance(config, ServeConfig) else None
+        self.header_timeout_s = served.header_timeout_s if served else DEFAULT_HEADER_TIMEOUT_S
+        self.max_connections = served.max_connections if served else default_max_connections()
         self._header_deadline: asyncio.TimerHandle | None = None
+        self.idle_since: float | None = None  # monotonic time since which no request is in progress
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()
+        if len(self.connections) > self.max_connections:
+            self._close_longest_idle()
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        self.idle_since = None
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
@@ -54,12 +81,22 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         if self.timeout_keep_alive_task is not None:  # idle, waiting for the next request
             self._arm()
 
+    def _close_longest_idle(self) -> None:
+        idle = [
+            c for c in self.connections if isinstance(c, HeaderDeadlineProtocol) and c.idle_since is not None
+        ]
+        if idle:
+            oldest = min(idle, key=lambda c: c.idle_since or 0.0)
+            if not oldest.transport.is_closing():
+                oldest.transport.close()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
 
     def _arm(self) -> None:
         self._disarm()
+        self.idle_since = time.monotonic()
         self._header_deadline = self.loop.call_later(self.header_timeout_s, self._headers_too_slow)
 
     def _disarm(self) -> None:

@@ -16,7 +16,7 @@ import sqlite3
 import sys
 import time
 
-from app.database import postgres as pg_schema
+from app.repository import postgres as pg_schema
 
 _ESCAPE = "replace(replace(replace(replace({c}, '\\', '\\\\'), char(9), '\\t'), char(10), '\\n'), char(13), '\\r')"
 _COLUMNS = ("event_id", "user_id", "action", "source", "timestamp", "received_at", "sent_at", "metadata")

@@ -51,7 +51,12 @@ def run(args: argparse.Namespace) -> int:
         "server_header": False,
         "timeout_keep_alive": settings.http_keep_alive_timeout_s,
     }
-    config = ServeConfig("app.main:app", header_timeout_s=settings.http_header_timeout_s, **options)
+    config = ServeConfig(
+        "app.main:app",
+        header_timeout_s=settings.http_header_timeout_s,
+        max_connections=settings.http_max_connections,
+        **options,
+    )
     if args.workers > 1:
         # Before any worker imports prometheus_client: /metrics must sum over the workers.
         from app.observability.worker_metrics import prepare_multiprocess_dir, run_workers

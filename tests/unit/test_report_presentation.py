@@ -18,6 +18,7 @@ import pytest
 from analysis.charts import UnlabelledChart, cell_text_colour, check_labels
 from analysis.presentation import (
     header_html,
+    hour_samples,
     hours_text,
     percent,
     period_is_partial,
@@ -98,29 +99,43 @@ def test_a_small_data_set_gets_a_warning_and_a_normal_one_none() -> None:
     assert size_warning(1_000, 7.0) is None
 
 
-def _hour_frame(means: dict[int, float], days: int = 28, noise: float = 0.05, seed: int = 1) -> pd.DataFrame:
+def _hourly(levels: dict[int, float], days: int = 28, noise: float = 0.04, seed: int = 1) -> pd.Series:
+    """Events per hour over `days` days: each hour of the day at its level, growing threefold over the
+    period (the comparison must not favour the later days), with noise and one anomalous day."""
     rng = np.random.default_rng(seed)
-    growth = np.linspace(0.5, 1.5, days)  # busier days later on: the paired comparison must cancel it
-    return pd.DataFrame({h: m * growth * rng.normal(1, noise, days) for h, m in means.items()})
+    index = pd.date_range("2026-01-05", periods=days * 24, freq="h", tz="UTC")
+    day_number = np.asarray((index.normalize() - index[0].normalize()).days)
+    growth = np.linspace(0.5, 1.5, days)[day_number]
+    base = np.array([levels.get(h, 100.0) for h in index.hour])
+    counts = base * growth * rng.normal(1, noise, len(index))
+    counts[index.normalize() == index[0].normalize() + pd.Timedelta(days=10)] *= 3  # an anomalous day
+    return pd.Series(counts, index=index)
 
 
 def test_hours_within_a_few_percent_of_each_other_are_not_told_apart() -> None:
-    leaders = tied_with_top(_hour_frame({19: 1000, 20: 1024, 21: 1010, 22: 1000, 3: 200}))
+    leaders = tied_with_top(hour_samples(_hourly({19: 1000, 20: 1024, 21: 1010, 22: 1000, 3: 200})))
     assert leaders.measurable
     assert not leaders.single
     assert set(leaders.labels) == {19, 20, 21, 22}
-    assert leaders.spread == pytest.approx(0.024, abs=0.01)
+    assert leaders.spread == pytest.approx(0.024, abs=0.012)
     assert hours_text(leaders.labels) == "19:00–22:00"
 
 
 def test_a_clear_peak_is_named() -> None:
-    leaders = tied_with_top(_hour_frame({19: 1000, 20: 1500, 21: 1000, 3: 200}))
+    leaders = tied_with_top(hour_samples(_hourly({19: 1000, 20: 1300, 21: 1000, 3: 200})))
     assert leaders.single
     assert leaders.labels == (20,)
 
 
+def test_a_difference_within_the_noise_is_not_a_peak() -> None:
+    # 12 % apart, but each day's value swings by a third: two weeks cannot tell them apart.
+    leaders = tied_with_top(hour_samples(_hourly({19: 1000, 20: 1120}, days=14, noise=0.35)))
+    assert leaders.measurable
+    assert set(leaders.labels) == {19, 20}
+
+
 def test_too_few_repetitions_cannot_name_a_peak() -> None:
-    leaders = tied_with_top(_hour_frame({19: 1000, 20: 1500}, days=2))
+    leaders = tied_with_top(hour_samples(_hourly({19: 1000, 20: 1500}, days=2)))
     assert not leaders.measurable
     assert not leaders.single
 
