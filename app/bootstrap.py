@@ -43,6 +43,8 @@ def open_store(settings: Settings) -> EventRepository:
         wal_size_limit=settings.sqlite_wal_checkpoint_bytes or None,
         postgres_pool_max_size=settings.postgres_pool_max_size,
         postgres_acquire_timeout_s=settings.postgres_acquire_timeout_s,
+        postgres_read_pool_max_size=settings.read_concurrency,
+        read_statement_timeout_s=settings.read_statement_timeout_s or None,
     )
 
 

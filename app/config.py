@@ -198,6 +198,12 @@ class Settings(BaseSettings):
     read_queue_wait_s: float = Field(
         default=10.0, gt=0, description="Longest a read waits for a turn before 503 + Retry-After."
     )
+    read_statement_timeout_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="PostgreSQL: longest one read statement may run before it is cancelled (503). Reads and"
+        " exports use a pool of their own, read_concurrency connections, apart from the writer's. 0: no limit.",
+    )
     stats_max_buckets: int = Field(
         default=10_000,
         ge=1,

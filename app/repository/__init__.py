@@ -45,6 +45,8 @@ def open_repository(
     wal_size_limit: int | None = None,
     postgres_pool_max_size: int = 8,
     postgres_acquire_timeout_s: float = 2.0,
+    postgres_read_pool_max_size: int = 4,
+    read_statement_timeout_s: float | None = None,
 ) -> EventRepository:
     """The repository for a database URL: sqlite:///PATH or postgresql://..."""
     target = parse_database_url(database_url)
@@ -58,5 +60,9 @@ def open_repository(
     from app.repository.postgres import PostgresEventRepository
 
     return PostgresEventRepository(
-        target.url, pool_max_size=postgres_pool_max_size, acquire_timeout_s=postgres_acquire_timeout_s
+        target.url,
+        pool_max_size=postgres_pool_max_size,
+        acquire_timeout_s=postgres_acquire_timeout_s,
+        read_pool_max_size=postgres_read_pool_max_size,
+        read_statement_timeout_s=read_statement_timeout_s,
     )
