@@ -16,7 +16,7 @@ from starlette.routing import Match
 from app.json_codec import dump_json
 from app.models import DomainError, InvalidEvent
 from app.repository.group_commit import WriteQueueFull, WriterClosed
-from app.repository.port import StorageUnavailable
+from app.repository.port import StorageError, StorageUnavailable
 from app.services.event_service import EventConflict, EventNotFound, TooManyBuckets
 
 PROBLEM_JSON = "application/problem+json"
@@ -98,6 +98,8 @@ _DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
     TooManyBuckets: (422, "too-many-buckets"),
     WriteQueueFull: (503, "write-queue-full"),
     StorageUnavailable: (503, "storage-unavailable"),
+    # A store failing a call for a reason of its own is not the client's doing, and not a crash of ours.
+    StorageError: (503, "storage-error"),
     WriterClosed: (503, "shutting-down"),
 }
 

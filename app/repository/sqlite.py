@@ -145,11 +145,13 @@ def open_database(
 
 P = ParamSpec("P")
 T = TypeVar("T")
+_BROKEN_FILE = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 
 
 def translate_errors(method: Callable[P, T]) -> Callable[P, T]:
     """sqlite3's exceptions as the port's: an operational failure (locked, read-only, disk full or I/O
-    error, a file that cannot be opened) is StorageUnavailable, anything else StorageError."""
+    error, a file that cannot be opened) or a broken file (corrupt, not a database) is StorageUnavailable,
+    anything else StorageError."""
 
     @functools.wraps(method)
     def translated(*args: P.args, **kwargs: P.kwargs) -> T:
@@ -157,6 +159,10 @@ def translate_errors(method: Callable[P, T]) -> Callable[P, T]:
             return method(*args, **kwargs)
         except sqlite3.OperationalError as exc:
             raise StorageUnavailable(f"SQLite: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _BROKEN_FILE:
+                raise StorageUnavailable(f"SQLite: the database file is broken: {exc}") from exc
+            raise StorageError(f"SQLite: {type(exc).__name__}: {exc}") from exc
         except sqlite3.Error as exc:
             raise StorageError(f"SQLite: {type(exc).__name__}: {exc}") from exc
 
