@@ -2,14 +2,12 @@
 
 A reader should never see `9.597e-01`, `NaN`, a pandas index column or `+00:00`: shares are written as
 `96.0 %`, missing values as a dash with their reason in the text, times as `2026-01-05 03:06 UTC`.
-Also here: the judgement of whether the top of a ranking stands out from the noise, so that the report
-names a "peak" only when the data single one out.
+Whether a "peak" may be named at all is analysis/peaks.py's judgement.
 """
 
 from __future__ import annotations
 
 import html
-import math
 import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -223,84 +221,6 @@ def size_warning(events: int, span_days: float) -> str | None:
         f"or under {RELIABLE_DAYS:.0f} days). The sections below still show what is there, but conclusions "
         "(peaks, weekly patterns, conversion, retention) are not reliable at this size."
     )
-
-
-# Two leaders closer than this share of the top value are not told apart, however many events there are:
-# a 2 % difference between two evening hours is not a finding a reader should act on.
-MATERIAL_DIFFERENCE = 0.05
-
-
-@dataclass(frozen=True, slots=True)
-class Leaders:
-    """The labels whose mean cannot be told apart from the top one, and how far apart they are."""
-
-    labels: tuple[Any, ...]
-    spread: float  # (top mean - lowest tied mean) / top mean
-    measurable: bool  # False when there were too few repetitions to estimate the noise
-
-    @property
-    def single(self) -> bool:
-        return self.measurable and len(self.labels) == 1
-
-
-def tied_with_top(samples: pd.DataFrame, z: float = 2.0, material: float = MATERIAL_DIFFERENCE) -> Leaders:
-    """Which columns cannot be told apart from the column with the highest median.
-
-    Rows are repetitions (one per day for hours of the day, one per week for weekdays), each already made
-    relative to its row (a share of the day, a ratio to the week's level), so growth over the period
-    cancels out. The noise is the spread of every value around its column's median, relative to that
-    median and pooled over the columns in contention (at least half the top's median): 1.4826 x the
-    median absolute deviation, a standard deviation that an anomalous day cannot inflate. A column is
-    tied with the top when its median is within `material` of the top's, or within `z` standard errors
-    of the difference of the two medians. With fewer than 3 rows the noise cannot be measured.
-    """
-    frame = samples.dropna(axis=1, how="all")
-    if frame.empty:
-        return Leaders((), 0.0, False)
-    centres = frame.median()
-    top = centres.idxmax()
-    if len(frame.dropna(how="all")) < 3 or centres[top] <= 0:
-        return Leaders((top,), 0.0, False)
-    contenders = centres[centres >= 0.5 * centres[top]].index
-    relative = (frame[contenders] / centres[contenders] - 1).stack().dropna()
-    sigma = 1.4826 * float((relative - relative.median()).abs().median())
-    error = 1.25 * sigma / np.sqrt(frame.count().clip(lower=1))  # standard error of a median, relative
-    tied = [
-        column
-        for column in centres.sort_values(ascending=False).index
-        if (gap := 1 - float(centres[column] / centres[top])) <= material
-        or gap <= z * math.hypot(float(error[top]), float(error[column]))
-    ]
-    return Leaders(tuple(tied), 1 - float(centres[tied].min() / centres[top]), True)
-
-
-def hour_samples(hourly: pd.Series) -> pd.DataFrame:
-    """Rows: days; columns: hours of the day (UTC); cells: that hour's share of the day's events, so a
-    busier day weighs no more than a quiet one."""
-    frame = pd.DataFrame({"day": hourly.index.normalize(), "hour": hourly.index.hour, "events": hourly.to_numpy()})
-    table = frame.pivot_table(index="day", columns="hour", values="events", aggfunc="sum")
-    totals = table.sum(axis=1)
-    return table[totals > 0].div(totals[totals > 0], axis=0)
-
-
-def weekday_samples(daily: pd.Series, names: Sequence[str]) -> pd.DataFrame:
-    """Rows: weeks (Monday); columns: weekdays; cells: the day's volume relative to the centred 7-day mean
-    around it, so that growth over the period does not favour the later weekdays."""
-    level = daily.rolling(7, center=True, min_periods=7).mean()
-    ratio = (daily / level).dropna()
-    if ratio.empty:
-        return pd.DataFrame(columns=list(names), dtype=float)
-    weeks = ratio.index.normalize() - pd.to_timedelta(ratio.index.day_of_week, unit="D")
-    frame = pd.DataFrame({"week": weeks, "weekday": [names[d] for d in ratio.index.day_of_week], "ratio": ratio})
-    return frame.pivot_table(index="week", columns="weekday", values="ratio", aggfunc="mean")
-
-
-def hours_text(hours: Sequence[int]) -> str:
-    """[19, 20, 21, 22] -> '19:00-22:00' (en dash); a gap lists them: '08:00, 19:00 and 20:00'."""
-    ordered = sorted(hours)
-    if len(ordered) > 2 and ordered == list(range(ordered[0], ordered[-1] + 1)):
-        return f"{ordered[0]:02d}:00–{ordered[-1]:02d}:00"
-    return and_list([f"{h:02d}:00" for h in ordered])
 
 
 def and_list(items: Sequence[str]) -> str:

@@ -111,11 +111,11 @@ class Settings(BaseSettings):
         description="Largest PostHog request body after decompression (413 past it); its SDK sends at most ~6 MiB.",
     )
     sdk_decode_budget_bytes: int = Field(
-        default=64 * 1024 * 1024,
+        default=128 * 1024 * 1024,
         ge=1024,
         description="Bytes all SDK bodies read before their key is checked (PostHog's key is inside the body) may"
-        " hold at once, on the wire, inflated and as text; past it such a request is a 503 with Retry-After."
-        " Keep it above posthog_max_body_bytes.",
+        " hold at once: on the wire, inflated, and as parsed (estimated before parsing: ~10x the text of compact"
+        " JSON events); past it such a request is a 503 with Retry-After. Keep it above 12 x posthog_max_body_bytes.",
     )
     metrics_multiproc_dir: str | None = Field(
         default=None,

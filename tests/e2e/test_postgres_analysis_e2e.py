@@ -98,7 +98,7 @@ def test_report_runs_the_notebook_on_postgresql(simulated: str, tmp_path: Path) 
     # The planted evening peak (20:00 UTC by default) is found, named alone only if it stands out of the noise.
     found = re.search(r"(?:peaks at|busiest hours are) <strong>([^<]*) UTC</strong>", html)
     assert found
-    hours = [int(h) for h in re.findall(r"(\d\d):00", found[1])]
-    if "–" in found[1]:  # a run of hours is written 18:00–23:00
-        hours = list(range(hours[0], hours[1] + 1))
+    hours = set()  # runs of hours are written 18:00–23:00
+    for first, last in re.findall(r"(\d\d):00(?:–(\d\d):00)?", found[1]):
+        hours.update(range(int(first), int(last or first) + 1))
     assert {19, 20, 21} & set(hours)

@@ -16,16 +16,14 @@ import pandas as pd
 import pytest
 
 from analysis.charts import UnlabelledChart, cell_text_colour, check_labels
+from analysis.peaks import hour_samples, hours_text, tied_with_top
 from analysis.presentation import (
     header_html,
-    hour_samples,
-    hours_text,
     percent,
     period_is_partial,
     public_url,
     size_warning,
     table,
-    tied_with_top,
     value_label,
 )
 
@@ -198,3 +196,8 @@ def test_a_change_from_the_period_before_is_signed_and_missing_without_one() -> 
     assert change(970, 1000) == "-3.0 %"
     assert change(5, float("nan")) == "–"
     assert change(5, 0) == "–"
+
+
+def test_runs_of_tied_hours_are_written_as_ranges() -> None:
+    assert hours_text([0, 1, 2, 8, 15, 16, 17]) == "00:00–02:00, 08:00 and 15:00–17:00"
+    assert hours_text([19, 20]) == "19:00 and 20:00"

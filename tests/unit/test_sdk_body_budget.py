@@ -8,7 +8,14 @@ import gzip
 import pytest
 
 from app.api.compat.body import BodyTooLarge
-from app.api.compat.inflate import BodyDecoder, BudgetExhausted, DecodeBudget, Reservation, inflate
+from app.api.compat.inflate import (
+    BodyDecoder,
+    BudgetExhausted,
+    DecodeBudget,
+    Reservation,
+    inflate,
+    parsed_size_estimate,
+)
 
 MIB = 1024 * 1024
 
@@ -74,3 +81,24 @@ def test_unchecked_bodies_queue_for_the_decoding_threads_only_up_to_the_bound() 
         decoder.close()
     assert isinstance(refused, BudgetExhausted)
     assert served == ["done", "done", "checked key: not bounded"]
+
+
+def test_the_parsed_size_estimate_covers_what_parsing_makes_of_a_body() -> None:
+    import json
+    import tracemalloc
+
+    for raw in (
+        b"[" + b"{}," * 200_000 + b"{}]",
+        b"[" + b"1234," * 100_000 + b"1]",
+        b"[" + b'"abcdefgh",' * 50_000 + b'"a"]',
+    ):
+        tracemalloc.start()
+        value = json.loads(raw)
+        parsed, _ = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        del value
+        assert parsed_size_estimate(raw) >= parsed + len(raw), raw[:10]
+    # A realistic PostHog batch is estimated at a few times its text, not hundreds.
+    event = b'{"event":"$pageview","distinct_id":"user-1","properties":{"$current_url":"https://e.com/a","plan":"pro"}}'
+    batch = b'{"batch":[' + b",".join([event] * 1000) + b"]}"
+    assert parsed_size_estimate(batch) < 12 * len(batch)

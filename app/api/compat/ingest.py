@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.api.compat.body import BodyTooLarge, UnreadableBody
-from app.api.compat.inflate import BodyDecoder, BudgetExhausted, Reservation, inflate, read_wire
+from app.api.compat.inflate import BodyDecoder, BudgetExhausted, Reservation, inflate, parsed_size_estimate, read_wire
 from app.api.compat.sdk_mapping import Acknowledged, UnmappableMessage
 from app.api.problems import ApiProblem
 from app.api.schemas import JsonBody
@@ -81,7 +81,7 @@ def _inflate_and_parse(wire: bytes, encoding: str, limit: int, reservation: Rese
     raw = inflate(wire, encoding, limit=limit, reservation=reservation)
     del wire
     if reservation is not None:
-        reservation.take(len(raw))  # the text the parser makes of it
+        reservation.take(parsed_size_estimate(raw))  # the text and the value the parser makes of it
     return parse_json(raw)
 
 

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.api.compat import POSTHOG_PATHS
-from app.api.compat.inflate import BodyDecoder, Reservation, inflate, read_wire
+from app.api.compat.inflate import BodyDecoder, Reservation, inflate, parsed_size_estimate, read_wire
 from app.api.compat.ingest import SdkProblem, body_problems, ingest_messages, parse_json, report_response
 from app.api.compat.keys import check_ingest_key, header_key
 from app.api.compat.sdk_mapping import posthog_event_to_draft
@@ -71,7 +71,7 @@ def _decode(
     if form:
         raw = _form_data(raw, compression, limit, reservation)
     if reservation is not None:
-        reservation.take(len(raw))  # the text the parser makes of it
+        reservation.take(parsed_size_estimate(raw))  # the text and the value the parser makes of it
     return parse_json(raw)
 
 
