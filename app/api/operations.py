@@ -26,16 +26,17 @@ def readyz(request: Request, service: ServiceDep) -> Response:
     writer = runtime_of(request).writer
     if not writer.alive:
         return problem_response(503, "The writer is stopped (shutting down).", slug="not-ready", headers=_RETRY)
-    failure = writer.recent_failure()
-    if failure is not None:
-        return problem_response(
-            503, f"Writes are failing: the last commit failed: {failure}", slug="not-ready", headers=_RETRY
-        )
     try:
         service.check_ready()
     except Exception as exc:  # any failure to take a write lock means "not ready", with the reason
         return problem_response(
             503, f"Database not writable: {type(exc).__name__}: {exc}", slug="not-ready", headers=_RETRY
+        )
+    # The lock can be taken on a full disk: the writer's own last commit says whether writes go through.
+    failure = writer.recent_failure()
+    if failure is not None:
+        return problem_response(
+            503, f"Writes are failing: the last commit failed: {failure}", slug="not-ready", headers=_RETRY
         )
     return JsonBody({"status": "ready"})
 
