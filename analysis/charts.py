@@ -13,6 +13,7 @@ import io
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
@@ -72,7 +73,9 @@ def show(fig: Figure, alt: str | None = None) -> None:
     data = png(fig)
     plt.close(fig)
     description = alt or title
-    display({"image/png": data, "text/plain": description}, metadata={"image/png": {"alt": description}}, raw=True)
+    display(  # type: ignore[no-untyped-call]  # IPython's display is untyped
+        {"image/png": data, "text/plain": description}, metadata={"image/png": {"alt": description}}, raw=True
+    )
 
 
 def percent_axis(axis: Any, digits: int = 0) -> None:
@@ -86,16 +89,24 @@ def thousands_axis(axis: Any) -> None:
     axis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:,.0f}"))
 
 
+def _date_number(moment: pd.Timestamp) -> float:
+    """Where a moment sits on a matplotlib date axis."""
+    return float(mdates.date2num(moment))  # type: ignore[no-untyped-call]  # matplotlib.dates is untyped
+
+
 def shade_periods(ax: Axes, starts: Sequence[Any], length: pd.Timedelta, label: str = INCOMPLETE_LABEL) -> None:
     """Grey bands over the given periods, one legend entry for all of them."""
     for i, start in enumerate(starts):
         begin = pd.Timestamp(start)
-        ax.axvspan(begin, begin + length, color="0.55", alpha=0.25, lw=0, label=label if i == 0 else None)
+        # matplotlib converts dates on a date axis; its stubs only admit floats
+        span = (_date_number(begin), _date_number(begin + length))
+        ax.axvspan(*span, color="0.55", alpha=0.25, lw=0, label=label if i == 0 else None)
 
 
 def cell_text_colour(image: AxesImage, value: float) -> str:
     """White on dark cells, near-black on light ones (relative luminance of the cell's colour)."""
-    red, green, blue, _alpha = image.cmap(image.norm(value))
+    level = float(np.asarray(image.norm(np.asarray([value], dtype=float)), dtype=float)[0])
+    red, green, blue, _alpha = image.cmap(level)
     luminance = 0.2126 * red + 0.7152 * green + 0.0722 * blue
     return "white" if luminance < 0.5 else "#111111"
 
@@ -118,4 +129,18 @@ def date_ticks(ax: Axes, moments: Sequence[Any], most: int = 8) -> None:
         return
     step = -(-len(stamps) // most)
     chosen = stamps[::step]
-    ax.set_xticks(chosen, [f"{s:%Y-%m-%d}" for s in chosen])
+    ax.set_xticks([_date_number(s) for s in chosen], [f"{s:%Y-%m-%d}" for s in chosen])
+
+
+def number_axis(axis: Any, ticks: int = 4) -> None:
+    """A value axis with few ticks written with thousands separators ('25,000', never '2.5e4' or a run of
+    overlapping digits)."""
+    axis.set_major_locator(MaxNLocator(ticks))
+    axis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:,.0f}" if abs(value) >= 10 else f"{value:g}"))
+
+
+def date_axis(ax: Axes, most: int = 7) -> None:
+    """A time axis with at most `most` dated ticks, so labels never run into each other."""
+    locator = mdates.AutoDateLocator(maxticks=most)  # type: ignore[no-untyped-call]  # matplotlib.dates is untyped
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))  # type: ignore[no-untyped-call]

@@ -14,6 +14,7 @@ the copy leaves out (metadata text of chosen rows).
 from __future__ import annotations
 
 import sqlite3
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,7 @@ class Database:
     adbc_uri: str  # the same store, as the ADBC driver opens it for the bulk read
     backend: str  # "sqlite" or "postgresql"
     _engine: duckdb.DuckDBPyConnection | None = field(default=None, repr=False)
+    _spill: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
     _derived: set[str] = field(default_factory=set, repr=False)
 
     def engine(self) -> duckdb.DuckDBPyConnection:
@@ -56,7 +58,8 @@ class Database:
         if self._engine is None:
             from analysis.load import load_events
 
-            self._engine = load_events(self)
+            self._spill = tempfile.TemporaryDirectory(prefix="telemetry-analysis-")
+            self._engine = load_events(self, self._spill.name)
         return self._engine
 
     def frame(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> pd.DataFrame:
@@ -98,6 +101,9 @@ class Database:
         if self._engine is not None:
             self._engine.close()
             self._engine = None
+        if self._spill is not None:
+            self._spill.cleanup()
+            self._spill = None
         self.connection.close()
 
     def __enter__(self) -> Database:

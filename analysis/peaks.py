@@ -45,27 +45,33 @@ def tied_with_top(samples: pd.DataFrame, z: float = 2.0, material: float = MATER
     frame = samples.dropna(axis=1, how="all")
     if frame.empty:
         return Leaders((), 0.0, False)
-    centres = frame.median()
-    top = centres.idxmax()
+    medians = frame.median()
+    centres: dict[Any, float] = {column: float(medians[column]) for column in frame.columns}
+    top = max(centres, key=lambda column: centres[column])
     if len(frame.dropna(how="all")) < 3 or centres[top] <= 0:
         return Leaders((top,), 0.0, False)
-    contenders = centres[centres >= 0.5 * centres[top]].index
-    relative = (frame[contenders] / centres[contenders] - 1).stack().dropna()
-    sigma = 1.4826 * float((relative - relative.median()).abs().median())
-    error = 1.25 * sigma / np.sqrt(frame.count().clip(lower=1))  # standard error of a median, relative
+    contenders = [column for column in frame.columns if centres[column] >= 0.5 * centres[top]]
+    relative = np.concatenate([(frame[c].dropna().to_numpy(dtype=float) / centres[c] - 1) for c in contenders])
+    sigma = 1.4826 * float(np.median(np.abs(relative - np.median(relative))))
+    counts = {column: max(int(frame[column].count()), 1) for column in frame.columns}
+
+    def error(column: Any) -> float:  # the standard error of a median, relative to it
+        return 1.25 * sigma / math.sqrt(counts[column])
+
     tied = [
         column
-        for column in centres.sort_values(ascending=False).index
-        if (gap := 1 - float(centres[column] / centres[top])) <= material
-        or gap <= z * math.hypot(float(error[top]), float(error[column]))
+        for column in sorted(centres, key=lambda c: centres[c], reverse=True)
+        if (gap := 1 - centres[column] / centres[top]) <= material
+        or gap <= z * math.hypot(error(top), error(column))
     ]
-    return Leaders(tuple(tied), 1 - float(centres[tied].min() / centres[top]), True)
+    return Leaders(tuple(tied), 1 - min(centres[c] for c in tied) / centres[top], True)
 
 
 def hour_samples(hourly: pd.Series) -> pd.DataFrame:
     """Rows: days; columns: hours of the day (UTC); cells: that hour's share of the day's events, so a
     busier day weighs no more than a quiet one."""
-    frame = pd.DataFrame({"day": hourly.index.normalize(), "hour": hourly.index.hour, "events": hourly.to_numpy()})
+    index = pd.DatetimeIndex(hourly.index)
+    frame = pd.DataFrame({"day": index.normalize(), "hour": index.hour, "events": hourly.to_numpy()})
     table = frame.pivot_table(index="day", columns="hour", values="events", aggfunc="sum")
     totals = table.sum(axis=1)
     return table[totals > 0].div(totals[totals > 0], axis=0)
@@ -78,8 +84,10 @@ def weekday_samples(daily: pd.Series, names: Sequence[str]) -> pd.DataFrame:
     ratio = (daily / level).dropna()
     if ratio.empty:
         return pd.DataFrame(columns=list(names), dtype=float)
-    weeks = ratio.index.normalize() - pd.to_timedelta(ratio.index.day_of_week, unit="D")
-    frame = pd.DataFrame({"week": weeks, "weekday": [names[d] for d in ratio.index.day_of_week], "ratio": ratio})
+    index = pd.DatetimeIndex(ratio.index)
+    weekday = np.asarray(index.day_of_week)
+    weeks = index.normalize() - pd.to_timedelta(weekday, unit="D")
+    frame = pd.DataFrame({"week": weeks, "weekday": [names[int(d)] for d in weekday], "ratio": ratio.to_numpy()})
     return frame.pivot_table(index="week", columns="weekday", values="ratio", aggfunc="mean")
 
 

@@ -235,9 +235,10 @@ def period_is_partial(
     if first is None or last is None or not len(starts):
         return np.zeros(len(starts), dtype=bool)
     begin, end = pd.Timestamp(first), pd.Timestamp(last)
-    ends = starts + length
-    covered = (np.minimum(ends, end) - np.maximum(starts, begin)) / length
-    return np.asarray(covered < coverage, dtype=bool)
+    covered = [
+        (min(start + length, end) - max(start, begin)) / length for start in pd.DatetimeIndex(starts)
+    ]
+    return np.asarray([share < coverage for share in covered], dtype=bool)
 
 
 _UNIT_SUFFIXES = {"_ms": "milliseconds", "_s": "seconds", "_seconds": "seconds", "_bytes": "bytes", "_px": "pixels"}

@@ -45,6 +45,7 @@ def open_store(settings: Settings) -> EventRepository:
         postgres_acquire_timeout_s=settings.postgres_acquire_timeout_s,
         postgres_read_pool_max_size=settings.read_concurrency,
         read_statement_timeout_s=settings.read_statement_timeout_s or None,
+        postgres_startup_timeout_s=settings.postgres_startup_timeout_s,
     )
 
 
@@ -156,7 +157,7 @@ def build_runtime(
 ) -> Runtime:
     """Everything a process of the service needs, from one Settings (read from the environment if not given)."""
     settings = settings or Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     log = get_logger("telemetry")
     metrics = metrics or PrometheusMetrics(
         label_max_values=settings.metrics_label_max_values,

@@ -33,6 +33,8 @@ def _parse_api_keys(value: Any) -> Any:
         return json.loads(text)
     keys = []
     for entry in text.split(","):
+        if entry.count(":") != 2:
+            raise ValueError("each key is name:sha256hex:scope1+scope2, keys split by commas (python -m app hash-key)")
         name, digest, scopes = entry.strip().split(":")
         keys.append({"name": name, "sha256": digest.lower(), "scopes": scopes.split("+")})
     return keys
@@ -93,6 +95,10 @@ class Settings(BaseSettings):
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Least severe log line written; DEBUG also shows the traceback of a failed start."
+    )
+    log_format: Literal["json", "console"] = Field(
+        default="json",
+        description="json: one JSON object a line (for log collectors). console: aligned text for a terminal.",
     )
     # Drop-in SDK ingestion (issue 8): Segment- and PostHog-compatible routes.
     segment_source: str | None = Field(
@@ -210,6 +216,9 @@ class Settings(BaseSettings):
         description="Most time buckets one GET /v1/stats returns (10,000 hours is ~14 months); past it: 422.",
     )
     postgres_pool_max_size: int = Field(default=8, ge=1, description="PostgreSQL connections per process, at most.")
+    postgres_startup_timeout_s: float = Field(
+        default=30.0, ge=0, description="At start-up, wait this long for a PostgreSQL still starting, then exit."
+    )
     postgres_acquire_timeout_s: float = Field(
         default=2.0, gt=0, description="Wait for a PostgreSQL connection this long, then answer 503."
     )

@@ -155,7 +155,7 @@ FilterDep = Annotated[EventFilter, Depends(event_filter)]
 @router.get(
     "/events",
     response_model=EventPageOut,
-    summary="List events in (timestamp, event_id) order, a keyset page at a time",
+    summary="List events in (timestamp, event_id) order, oldest or newest first, a keyset page at a time",
     dependencies=READ,
     responses={**ACCESS_PROBLEMS, **problem_responses(400, 422, 503)},
 )
@@ -164,13 +164,21 @@ async def list_events(
     reads: ReadsDep,
     event_filter: FilterDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="next_cursor of a previous page: a position; the page continues from it in `order`, "
+            "so a cursor from an ascending page also pages back with order=desc",
+        ),
+    ] = None,
+    order: Annotated[Literal["asc", "desc"], Query(description="asc: oldest first; desc: newest first")] = "asc",
 ) -> Response:
     try:
         after = decode_cursor(cursor) if cursor else None
     except InvalidCursor as exc:
         raise ApiProblem(400, "invalid-cursor", str(exc)) from exc
-    page = await reads.run(service.list_events, EventQuery(event_filter, limit, after))
+    page = await reads.run(service.list_events, EventQuery(event_filter, limit, after, order))
     return JsonBody({"items": [event_json(e) for e in page.items], "next_cursor": encode_cursor(page.next_cursor)})
 
 

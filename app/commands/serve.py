@@ -35,11 +35,18 @@ def run(args: argparse.Namespace) -> int:
     if args.database_url:
         # The environment, not an argument: each worker process builds its own Settings from it.
         os.environ["TELEMETRY_DATABASE_URL"] = args.database_url
-    from app.config import Settings
+    from app.commands.startup import ConfigurationProblem, check_port, check_storage, load_settings, report
     from app.observability.logs import configure_logging
 
-    settings = Settings()
-    configure_logging(settings.log_level)
+    debug = os.environ.get("TELEMETRY_LOG_LEVEL", "").upper() == "DEBUG"
+    try:
+        settings = load_settings()
+        debug = settings.log_level == "DEBUG"
+        configure_logging(settings.log_level, settings.log_format)
+        check_port(args.host, args.port)
+        check_storage(settings)
+    except ConfigurationProblem as problem:
+        return report("serve", problem, debug)
     signal.signal(signal.SIGTERM, _exit_cleanly)
     options: dict[str, Any] = {
         "host": args.host,

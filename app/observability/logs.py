@@ -1,4 +1,5 @@
-"""Structured logs: one JSON object a line on stdout, ours and uvicorn's alike.
+"""Structured logs: one JSON object a line on stdout, ours and uvicorn's alike (or, with
+TELEMETRY_LOG_FORMAT=console, the same fields as aligned text for a person at a terminal).
 
 Our lines go through structlog to a bytes logger with orjson (fast); the few lines other libraries write
 through the standard library are rendered to the same JSON shape by structlog's ProcessorFormatter.
@@ -118,7 +119,12 @@ def _drop_color_message(_logger: Any, _name: str, event_dict: EventDict) -> Even
     return event_dict
 
 
-def configure_logging(level: str = "INFO") -> None:
+def _encode(_logger: Any, _name: str, line: Any) -> bytes:
+    """After the console renderer (text): the line writer takes bytes."""
+    return str(line).encode("utf-8", "replace")
+
+
+def configure_logging(level: str = "INFO", log_format: str = "json") -> None:
     """Idempotent: safe to call once per app built (tests build many)."""
     global _writer
     _writer.flush()
@@ -130,8 +136,13 @@ def configure_logging(level: str = "INFO") -> None:
         # "time", not "timestamp": an event_recorded line carries the event's own timestamp.
         add_time,
     ]
+    console = log_format == "console"
+    # Colours only when a person reads the terminal; piped to a file the console lines stay plain text.
+    text_renderer = structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty(), sort_keys=False) if console else None
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, structlog.processors.JSONRenderer(_dumps)],
+        processors=[*shared, structlog.processors.format_exc_info, text_renderer, _encode]
+        if text_renderer
+        else [*shared, structlog.processors.format_exc_info, structlog.processors.JSONRenderer(_dumps)],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
         logger_factory=lambda *_args: writer,
         cache_logger_on_first_use=True,
@@ -143,7 +154,7 @@ def configure_logging(level: str = "INFO") -> None:
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             _drop_color_message,
             structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(_dumps_text),
+            text_renderer or structlog.processors.JSONRenderer(_dumps_text),
         ],
     )
     handler = logging.StreamHandler(sys.stdout)

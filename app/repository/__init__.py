@@ -47,6 +47,7 @@ def open_repository(
     postgres_acquire_timeout_s: float = 2.0,
     postgres_read_pool_max_size: int = 4,
     read_statement_timeout_s: float | None = None,
+    postgres_startup_timeout_s: float = 30.0,
 ) -> EventRepository:
     """The repository for a database URL: sqlite:///PATH or postgresql://..."""
     target = parse_database_url(database_url)
@@ -65,4 +66,5 @@ def open_repository(
         acquire_timeout_s=postgres_acquire_timeout_s,
         read_pool_max_size=postgres_read_pool_max_size,
         read_statement_timeout_s=read_statement_timeout_s,
+        startup_timeout_s=postgres_startup_timeout_s,
     )

@@ -61,10 +61,12 @@ class InMemoryEventRepository:
 
     def query(self, q: EventQuery) -> EventPage:
         with self._lock:
-            matching = sorted((e for e in self._events.values() if _matches(e, q.filter)), key=_key)
+            matching = sorted(
+                (e for e in self._events.values() if _matches(e, q.filter)), key=_key, reverse=q.order == "desc"
+            )
         if q.after is not None:
             after = (q.after.timestamp, str(q.after.event_id))
-            matching = [e for e in matching if _key(e) > after]
+            matching = [e for e in matching if (_key(e) < after if q.order == "desc" else _key(e) > after)]
         items = matching[: q.limit]
         more = len(matching) > q.limit
         return EventPage(items, Cursor(items[-1].timestamp, items[-1].event_id) if more and items else None)

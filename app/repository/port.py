@@ -42,7 +42,8 @@ class AddResult:
 
 @dataclass(frozen=True, slots=True)
 class Cursor:
-    """Position after the last item of a page, in (timestamp, event_id) order."""
+    """A position in (timestamp, event_id) order: the last item of a page. The next page continues from it in the
+    query's order (after it for asc, before it for desc), so one cursor pages both ways."""
 
     timestamp: datetime
     event_id: UUID
@@ -57,11 +58,15 @@ class EventFilter:
     until: datetime | None = None  # exclusive
 
 
+Order = Literal["asc", "desc"]
+
+
 @dataclass(frozen=True, slots=True)
 class EventQuery:
     filter: EventFilter = field(default_factory=EventFilter)
     limit: int = 100
-    after: Cursor | None = None
+    after: Cursor | None = None  # exclusive: the page starts past this position, in `order`
+    order: Order = "asc"  # asc: oldest first; desc: newest first
 
 
 @dataclass(frozen=True, slots=True)

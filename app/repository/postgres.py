@@ -32,6 +32,7 @@ from app.repository.port import (
     EventPage,
     EventQuery,
     EventStats,
+    Order,
     StatsQuery,
     StorageError,
     StorageUnavailable,
@@ -220,7 +221,11 @@ def _event(row: Sequence[Any]) -> UserActionEvent:
     )
 
 
-def _where(f: EventFilter, after: Cursor | None = None) -> tuple[str, list[Any]]:
+# Both directions walk the same (…, timestamp, event_id) indexes, backwards for desc.
+_ORDER_BY = {"asc": '"timestamp", event_id', "desc": '"timestamp" DESC, event_id DESC'}
+
+
+def _where(f: EventFilter, after: Cursor | None = None, order: Order = "asc") -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
     for column in ("user_id", "action", "source"):
@@ -239,7 +244,7 @@ def _where(f: EventFilter, after: Cursor | None = None) -> tuple[str, list[Any]]
         clauses.append('"timestamp" < %s')
         params.append(f.until)
     if after is not None:
-        clauses.append('("timestamp", event_id) > (%s, %s)')
+        clauses.append(f'("timestamp", event_id) {"<" if order == "desc" else ">"} (%s, %s)')
         params.extend([after.timestamp, after.event_id])
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
@@ -379,8 +384,8 @@ class PostgresEventRepository:
         return result
 
     def query(self, q: EventQuery) -> EventPage:
-        where, params = _where(q.filter, q.after)
-        sql = f'SELECT {_COLUMNS} FROM events{where} ORDER BY "timestamp", event_id LIMIT %s'
+        where, params = _where(q.filter, q.after, q.order)
+        sql = f"SELECT {_COLUMNS} FROM events{where} ORDER BY {_ORDER_BY[q.order]} LIMIT %s"
         limit = q.limit + 1  # one more than asked tells whether another page follows
         rows: list[tuple[Any, ...]] = self._read(lambda conn: conn.execute(sql, [*params, limit]).fetchall())
         items = [_event(r) for r in rows[: q.limit]]

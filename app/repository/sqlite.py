@@ -29,6 +29,7 @@ from app.repository.port import (
     EventPage,
     EventQuery,
     EventStats,
+    Order,
     StatsQuery,
     StorageError,
     StorageUnavailable,
@@ -232,7 +233,11 @@ def _event(row: Sequence[Any]) -> UserActionEvent:
     )
 
 
-def _where(f: EventFilter, after: Cursor | None = None) -> tuple[str, list[Any]]:
+# Both directions walk the same (…, timestamp, event_id) indexes, backwards for desc.
+_ORDER_BY = {"asc": "timestamp, event_id", "desc": "timestamp DESC, event_id DESC"}
+
+
+def _where(f: EventFilter, after: Cursor | None = None, order: Order = "asc") -> tuple[str, list[Any]]:
     clauses: list[str] = []
     params: list[Any] = []
     for column in ("user_id", "action", "source"):
@@ -247,7 +252,7 @@ def _where(f: EventFilter, after: Cursor | None = None) -> tuple[str, list[Any]]
         clauses.append("timestamp < ?")
         params.append(to_utc_text(f.until))
     if after is not None:
-        clauses.append("(timestamp, event_id) > (?, ?)")
+        clauses.append(f"(timestamp, event_id) {'<' if order == 'desc' else '>'} (?, ?)")
         params.extend([to_utc_text(after.timestamp), str(after.event_id)])
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
@@ -373,11 +378,11 @@ class SqliteEventRepository:
     @translate_errors
     def query(self, q: EventQuery) -> EventPage:
         self._check_file()
-        where, params = _where(q.filter, q.after)
+        where, params = _where(q.filter, q.after, q.order)
         rows = (
             self._connection()
             .execute(
-                f"SELECT {_COLUMNS} FROM events{where} ORDER BY timestamp, event_id LIMIT ?",
+                f"SELECT {_COLUMNS} FROM events{where} ORDER BY {_ORDER_BY[q.order]} LIMIT ?",
                 [*params, q.limit + 1],
             )
             .fetchall()

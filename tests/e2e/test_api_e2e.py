@@ -144,6 +144,20 @@ def test_listing_pages_through_everything_with_cursor(server: ServerProcess) -> 
     assert_problem(server.client.get("/v1/events", params={"limit": 1001}), 422)
 
 
+def test_listing_newest_first_pages_back_and_a_cursor_pages_both_ways(server: ServerProcess) -> None:
+    events = [{**EVENT, "timestamp": f"2026-05-01T10:00:{i:02d}Z"} for i in range(12)]
+    server.client.post("/v1/events/batch", json={"events": events})
+    stamps = [e["timestamp"].replace("Z", ".000000Z") for e in events]
+    newest = server.client.get("/v1/events", params={"order": "desc", "limit": 5}).json()
+    assert [e["timestamp"] for e in newest["items"]] == stamps[::-1][:5]
+    older = server.client.get("/v1/events", params={"order": "desc", "limit": 5, "cursor": newest["next_cursor"]})
+    assert [e["timestamp"] for e in older.json()["items"]] == stamps[::-1][5:10]
+    # The same cursor read oldest first: what came after it.
+    after = server.client.get("/v1/events", params={"order": "asc", "cursor": newest["next_cursor"]}).json()
+    assert [e["timestamp"] for e in after["items"]] == stamps[8:]
+    assert_problem(server.client.get("/v1/events", params={"order": "newest"}), 422)
+
+
 def test_stats_count_by_action_source_and_bucket(server: ServerProcess) -> None:
     events = [
         {**EVENT, "action": "view", "source": "web", "timestamp": "2026-05-01T10:05:00Z"},

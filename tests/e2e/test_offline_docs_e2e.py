@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -144,3 +145,33 @@ def test_try_it_out_examples_are_real_events_without_a_fixed_id(server: ServerPr
     batch = server.client.post("/v1/events/batch", json=schemas["BatchIn"]["examples"][0])
     assert batch.status_code == 200
     assert batch.json()["accepted"] == len(schemas["BatchIn"]["examples"][0]["events"])
+
+
+def test_swagger_try_it_out_twice_stores_two_events(tmp_path: Path) -> None:
+    """The default body Swagger UI offers for POST /v1/events, executed twice in a real browser: 201, 201."""
+    from tests.support.browser import Chromium
+
+    server = ServerProcess(f"sqlite:///{tmp_path / 'try.db'}").wait_ready()
+    browser = Chromium(tmp_path / "chromium")
+    try:
+        spec = server.client.get("/openapi.json").json()
+        op = spec["paths"]["/v1/events"]["post"]
+        block = f"#operations-{op['tags'][0]}-{op['operationId']}"
+        browser.open(f"{server.base_url}/docs")
+        browser.wait_for(f"!!document.querySelector('{block} .opblock-summary-control')", 30)
+        browser.evaluate(f"document.querySelector('{block} .opblock-summary-control').click()")
+        browser.wait_for(f"!!document.querySelector('{block} .try-out__btn')")
+        browser.evaluate(f"document.querySelector('{block} .try-out__btn').click()")
+        body = json.loads(browser.wait_for(f"document.querySelector('{block} textarea.body-param__text')?.value"))
+        assert "event_id" not in body
+        assert "additionalProp1" not in json.dumps(body)
+        status = f"document.querySelector('{block} .live-responses-table tbody .response-col_status')?.textContent"
+        for stored in (1, 2):
+            browser.evaluate(f"document.querySelector('{block} .execute, {block} .btn.execute').click()")
+            assert browser.wait_for(f"{status}?.trim()") == "201"
+            assert server.client.get("/v1/stats").json()["total"] == stored
+            browser.evaluate(f"document.querySelector('{block} .btn-clear')?.click()")
+            browser.wait_for(f"!{status}")
+    finally:
+        browser.close()
+        server.kill()

@@ -130,8 +130,10 @@ def test_gzip_bombs_with_a_wrong_key_keep_memory_and_health_bounded(
     assert set(statuses) <= {401, 503}, sorted(set(statuses))
     assert 401 in statuses or filler != b" "  # whitespace fits the budget: its keys are read (and refused)
     assert growth_mb < 200, f"RSS grew by {growth_mb:.0f} MB"
-    # Inflating 8 MB bodies adds less than 100 ms to what the crowd itself costs /healthz.
-    assert slowest_ms < plain_ms + 100, f"/healthz took {slowest_ms:.0f} ms (tiny bodies: {plain_ms:.0f} ms)"
+    # Inflating 8 MB bodies costs /healthz no more than the crowd itself does. On a shared 2-core machine a crowd
+    # of 250 alone can delay it by a second or two, give or take one: hence twice that. Before, /healthz stalled
+    # for the whole crowd, over 10 s, with every inflate on the event loop.
+    assert slowest_ms < 2 * plain_ms + 100, f"/healthz took {slowest_ms:.0f} ms (tiny bodies: {plain_ms:.0f} ms)"
     # A client with the key is still served once the crowd is gone.
     good = gzip.compress(('{"api_key": "' + GOOD_KEY + '", "event": "ok", "distinct_id": "u"}').encode())
     answer = keyed_server.client.post(

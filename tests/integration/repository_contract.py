@@ -261,6 +261,43 @@ class RepositoryContract:
             q = replace(q, after=page.next_cursor)
         assert seen == mine
 
+    def test_desc_pages_are_newest_first_with_no_gaps_or_repeats(self, repository: EventRepository) -> None:
+        same_moment = [make_event(timestamp=T0) for _ in range(5)]  # ties broken by event_id, descending too
+        spread = [make_event(timestamp=T0 + timedelta(seconds=i)) for i in range(1, 9)]
+        repository.add(spread + same_moment)
+        expected = sorted(same_moment + spread, key=lambda e: (e.timestamp, str(e.event_id)), reverse=True)
+        seen: list[UserActionEvent] = []
+        q = EventQuery(limit=3, order="desc")
+        while True:
+            page = repository.query(q)
+            seen.extend(page.items)
+            if page.next_cursor is None:
+                break
+            q = replace(q, after=page.next_cursor)
+        assert seen == expected
+
+    def test_one_cursor_pages_both_ways(self, repository: EventRepository) -> None:
+        events = [make_event(user_id="me", timestamp=T0 + timedelta(seconds=i)) for i in range(10)]
+        repository.add([*events, make_event(user_id="you", timestamp=T0 + timedelta(seconds=3, milliseconds=5))])
+        mine = EventFilter(user_id="me")
+        forward = repository.query(EventQuery(mine, limit=5))
+        assert forward.items == events[:5]
+        assert forward.next_cursor is not None
+        back = repository.query(EventQuery(mine, limit=10, after=forward.next_cursor, order="desc"))
+        assert back.items == list(reversed(events[:4]))  # before the cursor's event, newest first
+        assert back.next_cursor is None
+        newest = repository.query(EventQuery(mine, limit=2, order="desc"))
+        assert newest.items == [events[9], events[8]]
+        assert newest.next_cursor is not None
+        onwards = repository.query(EventQuery(mine, limit=10, after=newest.next_cursor, order="asc"))
+        assert onwards.items == [events[9]]  # after the cursor's event, oldest first
+
+    def test_iter_events_follows_the_order(self, repository: EventRepository) -> None:
+        events = [make_event(timestamp=T0 + timedelta(seconds=i)) for i in range(1200)]
+        repository.add(events)
+        streamed = list(repository.iter_events(EventQuery(limit=100, order="desc")))
+        assert [e.event_id for e in streamed] == [e.event_id for e in reversed(events)]
+
     def test_last_page_has_no_cursor(self, repository: EventRepository) -> None:
         repository.add([make_event(timestamp=T0 + timedelta(seconds=i)) for i in range(4)])
         assert repository.query(EventQuery(limit=4)).next_cursor is None

@@ -109,6 +109,8 @@ def test_columns_have_the_types_the_query_api_relies_on(url: str) -> None:
     ("sql", "index"),
     [
         ('SELECT * FROM events ORDER BY "timestamp", event_id LIMIT 10', "events_timestamp"),
+        ('SELECT * FROM events ORDER BY "timestamp" DESC, event_id DESC LIMIT 10', "events_timestamp"),
+        ("SELECT * FROM events WHERE user_id = 'u' ORDER BY timestamp DESC, event_id DESC", "events_user_timestamp"),
         ("SELECT * FROM events WHERE user_id = 'u' ORDER BY timestamp, event_id", "events_user_timestamp"),
         ("SELECT count(*) FROM events WHERE action = 'x' AND timestamp >= now()", "events_action_timestamp"),
         ("SELECT metadata FROM events WHERE seq IN (1, 1001, 2001)", "events_seq"),

@@ -5,16 +5,17 @@ What only PostgreSQL promises (schema, migrations, outages) is in test_postgres_
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from app.repository.memory import InMemoryEventRepository
-from app.repository.port import EventFilter, EventQuery, StorageError, StorageUnavailable
+from app.repository.port import Cursor, EventFilter, EventQuery, Order, StorageError, StorageUnavailable
 from app.repository.postgres import PostgresEventRepository
 from app.repository.sqlite import SCHEMA_VERSION, SqliteEventRepository
-from tests.integration.repository_contract import RepositoryContract, RepositoryFactory, make_event
+from tests.integration.repository_contract import T0, RepositoryContract, RepositoryFactory, make_event
 from tests.support.postgres import fresh_schema
 
 
@@ -94,6 +95,7 @@ def test_database_refuses_update_and_delete(sqlite_repo: SqliteEventRepository) 
     assert sqlite_repo.get(event.event_id) == event
 
 
+@pytest.mark.parametrize("order", ["asc", "desc"])
 @pytest.mark.parametrize(
     ("flt", "index"),
     [
@@ -102,12 +104,14 @@ def test_database_refuses_update_and_delete(sqlite_repo: SqliteEventRepository) 
         (EventFilter(action="click"), "events_action_timestamp"),
     ],
 )
-def test_query_plans_use_an_index(sqlite_repo: SqliteEventRepository, flt: EventFilter, index: str) -> None:
-    from app.repository.sqlite import _COLUMNS, _where
+def test_query_plans_use_an_index(
+    sqlite_repo: SqliteEventRepository, flt: EventFilter, index: str, order: Order
+) -> None:
+    from app.repository.sqlite import _COLUMNS, _ORDER_BY, _where
 
-    where, params = _where(flt)
+    where, params = _where(flt, Cursor(T0, uuid.uuid4()), order)
     plan = raw(sqlite_repo).execute(
-        f"EXPLAIN QUERY PLAN SELECT {_COLUMNS} FROM events{where} ORDER BY timestamp, event_id LIMIT 10", params
+        f"EXPLAIN QUERY PLAN SELECT {_COLUMNS} FROM events{where} ORDER BY {_ORDER_BY[order]} LIMIT 10", params
     )
     text = " ".join(str(row[-1]) for row in plan)
     assert index in text

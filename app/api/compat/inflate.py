@@ -6,7 +6,8 @@ keeps the event loop busy inflating. Here every byte such a request holds (on th
 is taken from one process-wide budget before it is held, and handed back when the request ends, answered or
 refused, and so is an estimate of what parsing will make of it (taken before parsing); a request that finds
 no room left is answered 503 with Retry-After at once. Inflating and parsing
-run on a small thread pool of their own, so neither the event loop nor the threads that serve reads wait.
+run on small thread pools of their own, so neither the event loop nor the threads that serve reads wait, and
+bodies whose key was checked from a header never queue behind those whose key is still unknown.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class Reservation:
 
 
 class BodyDecoder:
-    """The budget and the decoding threads, one of each per process.
+    """The budget and the decoding threads (one pool for bodies with a checked key, one for the others), per process.
 
     Bodies whose key is unchecked also queue for the threads only up to `max_waiting` at once: past it they
     are refused at once, so a crowd of them neither waits minutes in line nor holds its sockets and buffers.
@@ -81,6 +82,7 @@ class BodyDecoder:
     def __init__(self, budget_bytes: int, *, threads: int = 2, max_waiting: int = 32) -> None:
         self.budget = DecodeBudget(budget_bytes)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sdk-body")
+        self._unchecked_pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="sdk-body-unchecked")
         self._max_waiting = max_waiting
         self._unchecked = 0  # touched on the event loop only
 
@@ -99,12 +101,13 @@ class BodyDecoder:
             raise BudgetExhausted
         self._unchecked += 1
         try:
-            return await loop.run_in_executor(self._pool, lambda: work(*args, **kwargs))
+            return await loop.run_in_executor(self._unchecked_pool, lambda: work(*args, **kwargs))
         finally:
             self._unchecked -= 1
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._unchecked_pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def read_wire(request: Request, *, limit: int, encoding: str, reservation: Reservation | None) -> bytes:
