@@ -12,7 +12,7 @@ DEMO_DAYS ?= 30
 # uv, pinned in requirements-tools.txt, installs the same pinned requirements as pip in a fraction of the time.
 INSTALL = $(VENV)/bin/uv pip install -q --python $(PY)
 
-.PHONY: run test lint typecheck unit bench clean demo analysis-deps config-doc
+.PHONY: run test lint typecheck unit fast bench clean demo analysis-deps config-doc
 
 $(VENV)/.installer: requirements-tools.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,14 @@ typecheck: $(VENV)/.dev
 test: lint typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Seconds, while editing: the rules and the service on fakes (tests/unit); no server, no database server.
+unit: $(VENV)/.dev
+	$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
+
+# Before a commit: unit tests, lint, types, and every route in process (tests/routes); no subprocess.
+fast: lint typecheck
+	$(PY) -m pytest tests/unit tests/routes -q $(PYTEST_ARGS)
+
 $(VENV)/.bench: $(VENV)/.dev requirements-bench.txt
 	$(INSTALL) -r requirements-bench.txt
 	touch $@
@@ -79,7 +87,7 @@ bench: $(VENV)/.bench
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
-# PostgreSQL ingestion benchmark (issue 7): service vs raw psycopg on the same rows; docs/benchmarks.md.
+# PostgreSQL ingestion benchmark: service vs raw psycopg on the same rows; docs/benchmarks.md.
 .PHONY: bench-postgres
 bench: bench-postgres
 bench-postgres: $(VENV)/.dev

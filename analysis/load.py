@@ -32,6 +32,9 @@ ROWS_PER_READER = 200_000
 # engine's resident memory stays about this size however many events there are: 5 million events take
 # ~430 MB as a table, ~100 of them then spilled. Measured in docs/benchmarks.md.
 ENGINE_MEMORY_LIMIT = "384MB"
+# Rows one query reads: the PostgreSQL driver holds a whole result in memory before it hands batches on
+# (1M rows: 600 MB), so each reader asks for seq ranges of this size, one after the other.
+CHUNK_ROWS = 100_000
 
 _CREATE = """
     CREATE TABLE events (
@@ -81,13 +84,14 @@ def _read_range(
         received_at=db.sql.engine_time.format(column="received_at"),
     )
     try:
-        with store_batches(db, db.sql.events_between, (low, high)) as batches:
-            local = engine.cursor()
-            try:
-                local.register("batches", batches)
-                local.execute(insert)
-            finally:
-                local.close()
+        for start in range(low, high, CHUNK_ROWS):
+            with store_batches(db, db.sql.events_between, (start, min(start + CHUNK_ROWS, high))) as batches:
+                local = engine.cursor()
+                try:
+                    local.register("batches", batches)
+                    local.execute(insert)
+                finally:
+                    local.close()
     except BaseException as exc:  # re-raised in the calling thread
         errors.append(exc)
 

@@ -100,7 +100,7 @@ class Settings(BaseSettings):
         default="json",
         description="json: one JSON object a line (for log collectors). console: aligned text for a terminal.",
     )
-    # Drop-in SDK ingestion (issue 8): Segment- and PostHog-compatible routes.
+    # Drop-in SDK ingestion: Segment- and PostHog-compatible routes.
     segment_source: str | None = Field(
         default=None,
         max_length=128,

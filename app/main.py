@@ -11,8 +11,8 @@ from app.api import events, export, live_page, operations
 from app.api.compat import posthog as posthog_compat
 from app.api.compat import segment as segment_compat
 from app.api.deps import attach_runtime
-from app.api.docs import install_offline_docs
-from app.api.guards import install_guards
+from app.api.docs import install_offline_docs, limits_description
+from app.api.edge import EdgeMiddleware
 from app.api.middleware import RequestContextMiddleware
 from app.api.problems import install_problem_handlers
 from app.bootstrap import Runtime, build_runtime
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         title="Telemetry Mini Service",
         version="0.1.0",
         summary="Every user action recorded as an immutable event: observable and analysable.",
+        description=limits_description(settings),
         lifespan=lifespan,
     )
     attach_runtime(app, runtime)
@@ -51,7 +52,16 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(live_page.router)
     app.include_router(segment_compat.router)
     app.include_router(posthog_compat.router)
-    install_guards(app, runtime)  # body limit, CORS
+    if runtime.access.keyring.open:
+        log.warning("access_open", detail="no API key configured (TELEMETRY_API_KEYS): anyone may send and read")
+    # Each route's RoutePolicy (CORS, body limit, key and scope, media type), before the route reads its body.
+    app.add_middleware(
+        EdgeMiddleware,
+        settings=settings,
+        rejections=runtime.rejections,
+        access=runtime.access,
+        routes=lambda: app.routes,
+    )
     app.add_middleware(RequestContextMiddleware, metrics=runtime.metrics, log=log)
     install_tracing(app, settings, runtime.metrics)  # outermost middleware: its span encloses the request's logs
     return app

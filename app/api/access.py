@@ -13,12 +13,19 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from app.api.problems import ApiProblem
 from app.config import ApiKeySetting, Scope
+from app.services.rejections import RejectionReason
 
 REALM = "telemetry"
+
+
+class Reject(Protocol):
+    """Counts and logs a refusal (app.services.rejections.Rejections)."""
+
+    def __call__(self, reason: RejectionReason, count: int = 1, **fields: Any) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +110,7 @@ class TokenBucketLimiter:
 class AccessGuard:
     """Authentication, scope and rate limit for one request; refusals of ingest are counted as rejections."""
 
-    def __init__(self, keyring: KeyRing, limiter: TokenBucketLimiter | None, reject: Callable[..., None]) -> None:
+    def __init__(self, keyring: KeyRing, limiter: TokenBucketLimiter | None, reject: Reject) -> None:
         self.keyring = keyring
         self.limiter = limiter
         self._reject = reject
@@ -114,7 +121,7 @@ class AccessGuard:
         else:
             found = self.keyring.authenticate(presented) if presented else None
             if found is None:
-                self._refused(scope, "unauthenticated")
+                self._refused(scope, RejectionReason.UNAUTHENTICATED)
                 raise ApiProblem(
                     401,
                     "unauthenticated",
@@ -122,7 +129,7 @@ class AccessGuard:
                     headers={"WWW-Authenticate": f'Bearer realm="{REALM}"'},
                 )
             if not found.allows(scope):
-                self._refused(scope, "forbidden", key=found.name)
+                self._refused(scope, RejectionReason.FORBIDDEN, key=found.name)
                 raise ApiProblem(
                     403,
                     "insufficient-scope",
@@ -135,7 +142,7 @@ class AccessGuard:
         if self.limiter is not None:
             wait = self.limiter.take(caller)
             if wait > 0:
-                self._refused(scope, "rate_limited", key=key.name)
+                self._refused(scope, RejectionReason.RATE_LIMITED, key=key.name)
                 retry_after = max(1, math.ceil(wait))
                 raise ApiProblem(
                     429,
@@ -145,6 +152,6 @@ class AccessGuard:
                 )
         return key
 
-    def _refused(self, scope: Scope, reason: str, **fields: Any) -> None:
+    def _refused(self, scope: Scope, reason: RejectionReason, **fields: Any) -> None:
         if scope == "ingest":
             self._reject(reason, **fields)

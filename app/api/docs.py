@@ -14,6 +14,8 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagge
 from starlette.responses import FileResponse, HTMLResponse
 from starlette.routing import BaseRoute
 
+from app.config import Settings
+
 ASSETS_DIR = Path(fastapi_offline.__file__).parent / "static"
 ASSETS_URL = "/docs-assets"
 # A route over a fixed set of files, not a StaticFiles mount: requests get a route label in the metrics.
@@ -68,3 +70,21 @@ def install_offline_docs(app: FastAPI) -> None:
 def _path(route: BaseRoute) -> str | None:
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else None
+
+
+def limits_description(settings: Settings) -> str:
+    return (
+        "Limits in force (settings, TELEMETRY_*): request body at most "
+        f"{settings.request_max_bytes} bytes (413, counted as it streams in), body stalled "
+        f"{settings.request_body_timeout_s:g} s: 408; one event at most {settings.event_max_bytes} bytes as JSON, "
+        f"metadata at most {settings.metadata_max_depth} levels deep and {settings.metadata_max_keys} keys in all, "
+        f"no NUL anywhere, integers within 64 bits, timestamp from {settings.timestamp_min.isoformat()} to "
+        f"{settings.timestamp_max_future_s:g} s ahead of the server clock (after sent_at skew correction): 422; "
+        f"at most {settings.batch_max_events} events a batch: 413; Content-Type other than application/json: 415; "
+        "lenient JSON (NaN, duplicate keys, lone surrogates, invalid UTF-8): 400. "
+        + (
+            f"Rate limit: {settings.rate_limit_per_s:g} requests/s per key (per process): 429."
+            if settings.rate_limit_per_s
+            else "No rate limit."
+        )
+    )

@@ -6,14 +6,14 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import TypeAdapter, ValidationError
 from starlette.responses import Response
 
-from app.api.deps import ReadsDep, ServiceDep, SettingsDep, runtime_of
+from app.api.deps import ACCESS_PROBLEMS, BODY_PROBLEMS, FilterDep, ReadsDep, ServiceDep, SettingsDep, runtime_of
+from app.api.policy import INGEST_JSON, READ
 from app.api.problems import ApiProblem, field_errors, problem_responses
 from app.api.schemas import (
-    PLAIN_TEXT,
     BatchIn,
     BatchOut,
     EventIn,
@@ -22,25 +22,18 @@ from app.api.schemas import (
     InvalidCursor,
     JsonBody,
     StatsOut,
-    UtcDatetime,
     decode_cursor,
     encode_cursor,
     event_json,
 )
-from app.api.security import require_scope
 from app.api.strict_json import JsonRoute
 from app.models import InvalidEvent
-from app.repository.port import AddStatus, EventFilter, EventQuery, StatsQuery
-from app.services.event_service import EventDraft
+from app.repository.port import AddResult, AddStatus, EventQuery, StatsQuery
+from app.services.event_service import EventDraft, Refusal
+from app.services.rejections import RejectionReason
 
-# JsonRoute: strict JSON bodies (400), 415 for other media types, access checks before the body is read.
+# JsonRoute: strict JSON bodies (400). Key, scope, body limit and media type: the edge (RoutePolicy).
 router = APIRouter(prefix="/v1", tags=["events"], route_class=JsonRoute)
-INGEST = [Depends(require_scope("ingest"))]
-READ = [Depends(require_scope("read"))]
-# Every route may answer these: no/invalid key, key without the scope, over the rate limit.
-ACCESS_PROBLEMS = problem_responses(401, 403, 429)
-# Every body-taking route may answer these too: lenient JSON, stalled or oversized body, wrong media type.
-BODY_PROBLEMS = problem_responses(400, 408, 413, 415, 422)
 _event_adapter: TypeAdapter[EventIn] = TypeAdapter(EventIn)
 
 
@@ -49,7 +42,7 @@ _event_adapter: TypeAdapter[EventIn] = TypeAdapter(EventIn)
     status_code=201,
     response_model=EventOut,
     summary="Record one user action",
-    dependencies=INGEST,
+    dependencies=[INGEST_JSON],
     responses={
         200: {"model": EventOut, "description": "Already stored with this event_id and the same payload"},
         **ACCESS_PROBLEMS,
@@ -70,53 +63,46 @@ async def record_event(event: EventIn, request: Request) -> Response:
     "/events/batch",
     response_model=BatchOut,
     summary="Record many user actions; each item is accepted or refused on its own",
-    dependencies=INGEST,
+    dependencies=[INGEST_JSON],
     responses={**ACCESS_PROBLEMS, **BODY_PROBLEMS, **problem_responses(503)},
 )
 async def record_batch(batch: BatchIn, request: Request) -> Response:
     runtime = runtime_of(request)
     service, settings = runtime.service, runtime.settings
     if len(batch.events) > settings.batch_max_events:
-        service.reject("batch_too_large", len(batch.events))
+        runtime.rejections(RejectionReason.BATCH_TOO_LARGE, len(batch.events))
         raise ApiProblem(
             413,
             "batch-too-large",
             f"{len(batch.events)} events in one batch; the most is {settings.batch_max_events}",
         )
-    drafts: list[EventDraft] = []
-    positions: list[int] = []
-    results: list[dict[str, Any]] = [{} for _ in batch.events]
-    for index, item in enumerate(batch.events):
-        try:
-            drafts.append(_event_adapter.validate_python(item).to_draft())
-            positions.append(index)
-        except ValidationError as exc:
-            raw_id = item.get("event_id") if isinstance(item, dict) else None
-            results[index] = {
-                "index": index,
-                "event_id": _uuid_or_none(raw_id),
-                "status": "invalid",
-                "errors": field_errors(exc.errors()),
-            }
-    invalid = len(batch.events) - len(drafts)
-    if invalid:
-        service.reject("invalid", invalid)
-    outcomes = await service.record_batch(drafts)
-    for index, outcome in zip(positions, outcomes, strict=True):
-        if isinstance(outcome, InvalidEvent):
-            results[index] = {
-                "index": index,
-                "event_id": _uuid_or_none(batch.events[index].get("event_id")),
-                "status": "invalid",
-                "errors": [{"field": outcome.field or "", "message": str(outcome), "type": outcome.reason}],
-            }
-        else:
-            event_id = str(outcome.event.event_id)
-            results[index] = {"index": index, "event_id": event_id, "status": outcome.status.value}
+    outcomes = await service.record_batch([_draft_or_refusal(item) for item in batch.events])
+    results = [
+        _batch_result(index, item, outcome)
+        for index, (item, outcome) in enumerate(zip(batch.events, outcomes, strict=True))
+    ]
     counts = dict.fromkeys(("accepted", "duplicate", "conflict", "invalid"), 0)
     for r in results:
         counts[r["status"]] += 1
     return JsonBody({**counts, "results": results})
+
+
+def _draft_or_refusal(item: Any) -> EventDraft | Refusal:
+    try:
+        return _event_adapter.validate_python(item).to_draft()
+    except ValidationError as exc:
+        return Refusal(RejectionReason.INVALID, field_errors(exc.errors()))
+
+
+def _batch_result(index: int, item: Any, outcome: AddResult | InvalidEvent | Refusal) -> dict[str, Any]:
+    if isinstance(outcome, AddResult):
+        return {"index": index, "event_id": str(outcome.event.event_id), "status": outcome.status.value}
+    if isinstance(outcome, InvalidEvent):
+        errors = [{"field": outcome.field or "", "message": str(outcome), "type": outcome.reason}]
+    else:
+        errors = outcome.detail
+    raw_id = item.get("event_id") if isinstance(item, dict) else None
+    return {"index": index, "event_id": _uuid_or_none(raw_id), "status": "invalid", "errors": errors}
 
 
 def _uuid_or_none(value: Any) -> str | None:
@@ -130,33 +116,20 @@ def _uuid_or_none(value: Any) -> str | None:
     "/events/{event_id:uuid}",  # not a UUID: no such resource (404); and GET /v1/events/batch is a 405
     response_model=EventOut,
     summary="Read one event",
-    dependencies=READ,
+    dependencies=[READ],
     responses={**ACCESS_PROBLEMS, **problem_responses(404, 503)},
 )
 async def get_event(event_id: UUID, service: ServiceDep, reads: ReadsDep) -> Response:
     return JsonBody(event_json(await reads.run(service.get_event, event_id)))
 
 
-def event_filter(
-    user_id: Annotated[str | None, Query(max_length=256, pattern=PLAIN_TEXT)] = None,
-    action: Annotated[str | None, Query(max_length=128, pattern=PLAIN_TEXT)] = None,
-    source: Annotated[str | None, Query(max_length=128, pattern=PLAIN_TEXT)] = None,
-    since: Annotated[UtcDatetime | None, Query(description="Inclusive lower bound on timestamp")] = None,
-    until: Annotated[UtcDatetime | None, Query(description="Exclusive upper bound on timestamp")] = None,
-) -> EventFilter:
-    if since is not None and until is not None and since >= until:
-        raise ApiProblem(422, "invalid-range", "`since` must be earlier than `until`")
-    return EventFilter(user_id=user_id, action=action, source=source, since=since, until=until)
-
-
-FilterDep = Annotated[EventFilter, Depends(event_filter)]
 
 
 @router.get(
     "/events",
     response_model=EventPageOut,
     summary="List events in (timestamp, event_id) order, oldest or newest first, a keyset page at a time",
-    dependencies=READ,
+    dependencies=[READ],
     responses={**ACCESS_PROBLEMS, **problem_responses(400, 422, 503)},
 )
 async def list_events(
@@ -186,7 +159,7 @@ async def list_events(
     "/stats",
     response_model=StatsOut,
     summary="Event counts by action, by source and by time bucket over a time range",
-    dependencies=READ,
+    dependencies=[READ],
     responses={**ACCESS_PROBLEMS, **problem_responses(422, 503)},
 )
 async def stats(

@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import StreamingResponse
 
-from app.api.deps import ReadsDep, ServiceDep
-from app.api.events import ACCESS_PROBLEMS, READ, FilterDep
+from app.api.deps import ACCESS_PROBLEMS, FilterDep, ReadsDep, ServiceDep
+from app.api.policy import READ
 from app.api.problems import problem_responses
 from app.export_format import MEDIA_TYPES, ExportFormat, export_chunks
 
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1", tags=["events"])
     "/events/export",
     summary="Export every matching event as NDJSON or CSV, streamed in (timestamp, event_id) order",
     response_class=StreamingResponse,
-    dependencies=READ,  # the same scope as reading events one page at a time
+    dependencies=[READ],  # the same scope as reading events one page at a time
     responses={
         200: {"content": {"application/x-ndjson": {}, "text/csv": {}}, "description": "The events, streamed"},
         **ACCESS_PROBLEMS,

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 import structlog
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.observability.logs import defer_log_flush, end_log_deferral
@@ -78,8 +79,5 @@ class RequestContextMiddleware:
 
 
 def _incoming_request_id(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == b"x-request-id":
-            text = value.decode("latin-1")
-            return text if _REQUEST_ID.match(text) else None
-    return None
+    text = Headers(scope=scope).get("x-request-id")
+    return text if text is not None and _REQUEST_ID.match(text) else None

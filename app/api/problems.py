@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -18,6 +18,7 @@ from app.models import DomainError, InvalidEvent
 from app.repository.group_commit import WriteQueueFull, WriterClosed
 from app.repository.port import StorageError, StorageUnavailable
 from app.services.event_service import EventConflict, EventNotFound, TooManyBuckets
+from app.services.rejections import RejectionReason, Rejections
 
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER_S = 1
@@ -77,6 +78,10 @@ def problem_response(
     return Response(dump_json(body), status_code=status, headers=dict(headers or {}), media_type=PROBLEM_JSON)
 
 
+def api_problem_response(exc: ApiProblem) -> Response:
+    return problem_response(exc.status, exc.detail, slug=exc.slug, headers=exc.headers, **exc.extra)
+
+
 def field_errors(errors: Sequence[Any], prefix: Sequence[str | int] = ()) -> list[dict[str, str]]:
     """Pydantic errors as FieldError dicts, without the rejected input (it may hold personal data)."""
     out = []
@@ -114,22 +119,22 @@ def allowed_methods(request: Request) -> list[str]:
     return allowed
 
 
-def install_problem_handlers(app: FastAPI, reject: Callable[[str], None]) -> None:
-    """Map every error to a problem response; refused ingest requests are counted through `reject`."""
+def install_problem_handlers(app: FastAPI, rejections: Rejections) -> None:
+    """Map every error to a problem response; refused ingest requests are counted by `rejections`."""
 
-    def count_rejection(request: Request, reason: str) -> None:
+    def count_rejection(request: Request, reason: RejectionReason) -> None:
         if request.method == "POST":  # a refused ingest request, not a bad query
-            reject(reason)
+            rejections(reason)
 
     async def on_validation(request: Request, exc: RequestValidationError) -> Response:
         errors = exc.errors()
         invalid_json = [e for e in errors if e.get("type") == "json_invalid"]
         if invalid_json:
-            count_rejection(request, "malformed_json")
+            count_rejection(request, RejectionReason.MALFORMED_JSON)
             why = (invalid_json[0].get("ctx") or {}).get("error")
             detail = f"The request body is not valid JSON: {why}." if why else "The request body is not valid JSON."
             return problem_response(400, detail, slug="malformed-json")
-        count_rejection(request, "invalid")
+        count_rejection(request, RejectionReason.INVALID)
         fields = field_errors(errors)
         detail = "; ".join(f"{f['field'] or 'request'}: {f['message']}" for f in fields[:5])
         return problem_response(422, f"Validation failed: {detail}", slug="validation-error", errors=fields)
@@ -148,7 +153,7 @@ def install_problem_handlers(app: FastAPI, reject: Callable[[str], None]) -> Non
         return problem_response(exc.status_code, detail, headers=headers)
 
     async def on_api_problem(request: Request, exc: ApiProblem) -> Response:
-        return problem_response(exc.status, exc.detail, slug=exc.slug, headers=exc.headers, **exc.extra)
+        return api_problem_response(exc)
 
     async def on_domain(request: Request, exc: DomainError) -> Response:
         status, slug = next((v for k, v in _DOMAIN_STATUS.items() if isinstance(exc, k)), (500, "internal-error"))

@@ -1,4 +1,4 @@
-"""Strict JSON for request bodies, and the route class that uses it (plus 415 and early access checks).
+"""Strict JSON for request bodies, and the route class that uses it.
 
 The standard parser is lenient where a hostile client can hurt us: it takes NaN and Infinity, turns 1e400
 into infinity, keeps the last of duplicate keys, lets lone surrogates ("\\ud800") through into strings
@@ -14,12 +14,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request
-from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.responses import Response
-
-from app.api.deps import runtime_of
-from app.api.problems import ApiProblem
 
 MAX_INT_DIGITS = 40  # far past 64 bits; the service refuses integers outside 64 bits with a clear 422
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
@@ -123,43 +119,13 @@ def is_json_media_type(content_type: str | None) -> bool:
     return True
 
 
-EarlyCheck = Callable[[Request], Coroutine[Any, Any, Any]]
-
-
-def _early_checks(dependant: Dependant) -> list[EarlyCheck]:
-    """Dependencies that ask to run before the body is read (access checks): `run_before_body` set."""
-    found: list[EarlyCheck] = []
-    for sub in dependant.dependencies:
-        check = getattr(sub.call, "run_before_body", None)
-        if check is not None:
-            found.append(check)
-        found.extend(_early_checks(sub))
-    return found
-
-
 class JsonRoute(APIRoute):
-    """A route whose body is strict JSON: 415 for another media type, 400 for lenient JSON.
-
-    Access checks run before the body is read, so a client without a valid key cannot make the
-    service parse a megabyte first.
-    """
+    """A route whose body is parsed as strict JSON: lenient JSON is a 400 (the media type is the edge's)."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
-        takes_body = self.body_field is not None
-        early = _early_checks(self.dependant)
 
         async def strict_handler(request: Request) -> Response:
-            for check in early:
-                await check(request)
-            if takes_body and not is_json_media_type(request.headers.get("content-type")):
-                runtime_of(request).rejections("unsupported_media_type")
-                raise ApiProblem(
-                    415,
-                    "unsupported-media-type",
-                    "Send the body as JSON with Content-Type: application/json (UTF-8).",
-                    headers={"Accept-Post": "application/json"},
-                )
             return await handler(StrictJsonRequest(request.scope, request.receive))
 
         return strict_handler

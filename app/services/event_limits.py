@@ -18,6 +18,7 @@ from typing import Any
 
 from app.json_codec import json_size
 from app.models import InvalidEvent, UserActionEvent
+from app.services.rejections import RejectionReason
 
 INT_MIN = -(2**63)  # integers must fit in 64 bits, signed or unsigned: what JSON readers take exactly
 INT_MAX = 2**64 - 1
@@ -91,11 +92,15 @@ class _MetadataWalk:
         elif kind is int:
             if not INT_MIN <= value <= INT_MAX:
                 raise InvalidEvent(
-                    "integers must fit in 64 bits (-2**63 .. 2**64-1)", reason="number_out_of_range", field=self.path
+                    "integers must fit in 64 bits (-2**63 .. 2**64-1)",
+                    reason=RejectionReason.NUMBER_OUT_OF_RANGE,
+                    field=self.path,
                 )
         elif kind is float:
             if not math.isfinite(value):
-                raise InvalidEvent("numbers must be finite", reason="number_out_of_range", field=self.path)
+                raise InvalidEvent(
+                    "numbers must be finite", reason=RejectionReason.NUMBER_OUT_OF_RANGE, field=self.path
+                )
         elif isinstance(value, Mapping):  # the event's read-only view of the top level
             self._object(value, depth)
         else:
@@ -107,7 +112,7 @@ class _MetadataWalk:
         if self.keys > self.limits.max_metadata_keys:
             raise InvalidEvent(
                 f"metadata has more than {self.limits.max_metadata_keys} keys in all",
-                reason="metadata_too_many_keys",
+                reason=RejectionReason.METADATA_TOO_MANY_KEYS,
                 field="metadata",
             )
         trail = self.trail
@@ -123,7 +128,7 @@ class _MetadataWalk:
         if depth > self.limits.max_metadata_depth:
             raise InvalidEvent(
                 f"metadata is nested deeper than {self.limits.max_metadata_depth} levels",
-                reason="metadata_too_deep",
+                reason=RejectionReason.METADATA_TOO_DEEP,
                 field=self.path,
             )
 
@@ -196,13 +201,14 @@ def check_event(event: UserActionEvent, limits: EventLimits) -> None:
     size = serialised_size(event)
     if size > limits.max_event_bytes:
         raise InvalidEvent(
-            f"the event is {size} bytes as JSON; the most is {limits.max_event_bytes}", reason="event_too_large"
+            f"the event is {size} bytes as JSON; the most is {limits.max_event_bytes}",
+            reason=RejectionReason.EVENT_TOO_LARGE,
         )
     for name in ("timestamp", "sent_at"):
         moment: datetime | None = getattr(event, name)
         if moment is not None and moment < limits.earliest:
             raise InvalidEvent(
-                f"{name} is before {limits.earliest.isoformat()}", reason="timestamp_too_old", field=name
+                f"{name} is before {limits.earliest.isoformat()}", reason=RejectionReason.TIMESTAMP_TOO_OLD, field=name
             )
         if moment is not None and moment >= limits.latest:
             raise InvalidEvent(
@@ -216,7 +222,7 @@ def check_event(event: UserActionEvent, limits: EventLimits) -> None:
         raise InvalidEvent(
             f"timestamp is more than {hours:g} h ahead of the server clock"
             + (" (after correcting the client clock by sent_at)" if event.sent_at else ""),
-            reason="timestamp_in_future",
+            reason=RejectionReason.TIMESTAMP_IN_FUTURE,
             field="timestamp",
         )
 

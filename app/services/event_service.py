@@ -6,10 +6,11 @@ metrics and a logger. It knows nothing of HTTP, SQL or prometheus_client.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from app.models import DomainError, InvalidEvent, JsonObject, UserActionEvent
@@ -24,7 +25,7 @@ from app.repository.port import (
     StatsQuery,
 )
 from app.services.event_limits import EventLimits, check_event
-from app.services.rejections import Rejections
+from app.services.rejections import RejectionReason, Rejections
 from app.utc_text import to_utc_text
 
 
@@ -81,6 +82,18 @@ class EventDraft:
         if self.sent_at is None:
             unsent.add("sent_at")
         return frozenset(unsent)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A batch item its caller refused before it became a draft (fails the request schema, too large,
+    unmappable): counted under `reason` by record_batch and handed back in its place with `detail`."""
+
+    reason: RejectionReason
+    detail: Any = None
+
+
+Passed = TypeVar("Passed")  # what else record_batch hands back untouched in its place (an SDK acknowledgement)
 
 
 def _as_retry(result: AddResult, unsent: frozenset[str]) -> AddResult:
@@ -150,7 +163,7 @@ class EventService:
         try:
             event = self.to_event(draft, self._clock())
         except InvalidEvent as exc:
-            self.reject(exc.reason, field=exc.field)
+            self._refuse_invalid(exc)
             raise
         (stored,) = await self._writer.append([event])
         result = _as_retry(stored, draft.unsent_fields())
@@ -160,40 +173,51 @@ class EventService:
         return result
 
     async def record_batch(
-        self, drafts: Sequence[EventDraft], *, resend_may_change_sent_at: bool = False
-    ) -> list[AddResult | InvalidEvent]:
-        """Store the valid events of a batch together; one result per draft, in order: an AddResult,
-        or the InvalidEvent that kept that draft out (counted and logged here).
+        self,
+        items: Sequence[EventDraft | Refusal | Passed],
+        *,
+        resend_may_change_sent_at: bool = False,
+        **log_fields: Any,
+    ) -> list[AddResult | InvalidEvent | Refusal | Passed]:
+        """Store the valid events of a batch together; one outcome per item, in input order.
+
+        Each item is a draft, or whatever the caller already decided for that item (a Refusal, counted
+        and logged here by reason, or an SDK acknowledgement), which comes back unchanged in its place.
+        A draft's outcome is its AddResult, or the InvalidEvent that kept it out (counted and logged here).
+        `log_fields` go on the rejection log lines (e.g. sdk="segment").
 
         resend_may_change_sent_at: for SDKs that stamp a fresh sent_at on each retry of the same message
         (Segment, PostHog), an event differing from the stored one only in sent_at is a DUPLICATE, not
         a CONFLICT; the first delivery's sent_at stays.
         """
+        refusals = Counter(item.reason for item in items if isinstance(item, Refusal))
+        for reason, count in refusals.items():
+            self._rejections(reason, count, **log_fields)
         received_at = self._clock()
-        refused: list[InvalidEvent | None] = []  # None: the draft became an event in `events`
-        events: list[UserActionEvent] = []
-        for draft in drafts:
-            try:
-                events.append(self.to_event(draft, received_at))
-                refused.append(None)
-            except InvalidEvent as exc:
-                self.reject(exc.reason, field=exc.field)
-                refused.append(exc)
+        prepared = [self._prepare(item, received_at) if isinstance(item, EventDraft) else item for item in items]
+        events = [event for event in prepared if isinstance(event, UserActionEvent)]
         stored = iter(await self._writer.append(events) if events else [])
-        outcomes: list[AddResult | InvalidEvent] = []
         resent = frozenset({"sent_at"}) if resend_may_change_sent_at else frozenset()
-        for draft, refusal in zip(drafts, refused, strict=True):
-            if refusal is None:
-                result = _as_retry(next(stored), draft.unsent_fields() | resent)
+        outcomes: list[AddResult | InvalidEvent | Refusal | Passed] = []
+        for item, ready in zip(items, prepared, strict=True):
+            if isinstance(ready, UserActionEvent) and isinstance(item, EventDraft):
+                result = _as_retry(next(stored), item.unsent_fields() | resent)
                 self._observe(result)
                 outcomes.append(result)
-            else:
-                outcomes.append(refusal)
+            elif not isinstance(ready, UserActionEvent):
+                outcomes.append(ready)
         return outcomes
 
-    def reject(self, reason: str, count: int = 1, **fields: Any) -> None:
-        """Count and log (once, without the payload) events refused before reaching storage."""
-        self._rejections(reason, count, **fields)
+    def _prepare(self, draft: EventDraft, received_at: datetime) -> UserActionEvent | InvalidEvent:
+        try:
+            return self.to_event(draft, received_at)
+        except InvalidEvent as exc:
+            self._refuse_invalid(exc)
+            return exc
+
+    def _refuse_invalid(self, exc: InvalidEvent) -> None:
+        # RejectionReason() raises for a reason outside the fixed set: a misspelt reason fails loudly.
+        self._rejections(RejectionReason(exc.reason), field=exc.field)
 
     def _observe(self, result: AddResult) -> None:
         event = result.event
@@ -211,7 +235,9 @@ class EventService:
         elif result.status is AddStatus.DUPLICATE:
             self._metrics.event_duplicate()
         else:
-            self.reject("conflict", event_id=str(event.event_id), fields=list(result.conflicting_fields))
+            self._rejections(
+                RejectionReason.CONFLICT, event_id=str(event.event_id), fields=list(result.conflicting_fields)
+            )
 
     def get_event(self, event_id: UUID) -> UserActionEvent:
         event = self._repository.get(event_id)

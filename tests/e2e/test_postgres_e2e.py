@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,13 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e import test_api_e2e as api
-from tests.e2e import test_api_roundtrip_properties as roundtrip
-from tests.e2e.test_api_e2e import EVENT, metric_value
+from tests.routes import test_event_routes as routes
+from tests.routes import test_roundtrip_properties as roundtrip
+from tests.routes.test_event_routes import EVENT
+from tests.support.in_process import InProcessClient, in_process_app
 from tests.support.ingest_load import IngestLoad
 from tests.support.postgres import fresh_schema, url_with_schema
 from tests.support.problems import assert_problem
@@ -60,32 +64,60 @@ def server(start_server: StartServer) -> ServerProcess:
     return start_server()
 
 
-# -- the API suite again, on PostgreSQL: same status codes, bodies, logs and metrics ------------------
+@pytest.fixture
+def make_client(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Any]]:
+    """Overrides tests/routes' factory: the app in process, on the fresh PostgreSQL schema."""
+    with ExitStack() as stack:
+
+        def make(env: dict[str, str] | None = None, **settings: Any) -> InProcessClient:
+            for name, value in (env or {}).items():
+                monkeypatch.setenv(name, value)
+            return stack.enter_context(in_process_app(tmp_path, database_url=database_url, **settings))
+
+        yield make
+
+
+@pytest.fixture
+def client(make_client: Callable[..., InProcessClient]) -> InProcessClient:
+    return make_client()
+
+
+def metric_value(server: ServerProcess, name: str, **labels: str) -> float:
+    total = 0.0
+    for family in text_string_to_metric_families(server.client.get("/metrics").text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+# -- the API suite again, on PostgreSQL: same status codes, bodies and metrics (in process, tests/routes),
+# and the same logs (the real process) ------------------------------------------------------------------
 # (test_readiness_fails_when_the_database_cannot_be_written holds a SQLite file lock; the PostgreSQL
 # equivalent, an unreachable database, is test_database_outage_... below.)
 test_post_event_stores_it_and_returns_201_with_server_fields = (
-    api.test_post_event_stores_it_and_returns_201_with_server_fields
+    routes.test_post_event_stores_it_and_returns_201_with_server_fields
 )
 test_retry_with_same_event_id_returns_200_and_stores_once = (
-    api.test_retry_with_same_event_id_returns_200_and_stores_once
+    routes.test_retry_with_same_event_id_returns_200_and_stores_once
 )
 test_same_event_id_with_other_payload_is_409_naming_the_conflict = (
-    api.test_same_event_id_with_other_payload_is_409_naming_the_conflict
+    routes.test_same_event_id_with_other_payload_is_409_naming_the_conflict
 )
-test_naive_timestamp_is_422_listing_the_field = api.test_naive_timestamp_is_422_listing_the_field
-test_validation_error_lists_every_failing_field = api.test_validation_error_lists_every_failing_field
-test_malformed_json_is_400 = api.test_malformed_json_is_400
-test_batch_stores_valid_items_and_reports_each_in_order = api.test_batch_stores_valid_items_and_reports_each_in_order
-test_batch_over_the_maximum_is_413_and_stores_nothing = api.test_batch_over_the_maximum_is_413_and_stores_nothing
-test_malformed_batch_envelope_is_422 = api.test_malformed_batch_envelope_is_422
-test_unknown_event_is_404_problem = api.test_unknown_event_is_404_problem
-test_listing_pages_through_everything_with_cursor = api.test_listing_pages_through_everything_with_cursor
-test_stats_count_by_action_source_and_bucket = api.test_stats_count_by_action_source_and_bucket
-test_health_and_readiness = api.test_health_and_readiness
+test_naive_timestamp_is_422_listing_the_field = routes.test_naive_timestamp_is_422_listing_the_field
+test_validation_error_lists_every_failing_field = routes.test_validation_error_lists_every_failing_field
+test_malformed_json_is_400 = routes.test_malformed_json_is_400
+test_batch_stores_valid_items_and_reports_each_in_order = routes.test_batch_stores_valid_items_and_reports_each_in_order
+test_batch_over_the_maximum_is_413_and_stores_nothing = routes.test_batch_over_the_maximum_is_413_and_stores_nothing
+test_malformed_batch_envelope_is_422 = routes.test_malformed_batch_envelope_is_422
+test_unknown_event_is_404_problem = routes.test_unknown_event_is_404_problem
+test_listing_pages_through_everything_with_cursor = routes.test_listing_pages_through_everything_with_cursor
+test_stats_count_by_action_source_and_bucket = routes.test_stats_count_by_action_source_and_bucket
+test_health_and_readiness = routes.test_health_and_readiness
 test_logs_are_json_with_one_line_per_recorded_event_and_an_access_line = (
     api.test_logs_are_json_with_one_line_per_recorded_event_and_an_access_line
 )
-test_domain_metrics_count_actions_by_action_and_source = api.test_domain_metrics_count_actions_by_action_and_source
+test_domain_metrics_count_actions_by_action_and_source = routes.test_domain_metrics_count_actions_by_action_and_source
 # Property (hypothesis): any valid event sent over HTTP reads back unchanged, here from PostgreSQL.
 test_any_valid_event_reads_back_unchanged_over_http = roundtrip.test_any_valid_event_reads_back_unchanged_over_http
 

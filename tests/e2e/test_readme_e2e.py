@@ -52,6 +52,18 @@ def test_the_readme_fits_on_a_screen_or_two_and_its_links_exist() -> None:
     assert len(text.splitlines()) <= 200
     for link in re.findall(r"\]\(([^)#]+)\)", text):
         assert (ROOT / link).exists(), link
+    # The architecture picture names modules that exist, the storage backends and the SDK routes included.
+    named = set(re.findall(r"\b(?:app|analysis|notebooks|tests)/[\w/]*\w(?:\.py)?", text))
+    assert len(named) >= 10
+    assert [path for path in sorted(named) if not (ROOT / path).exists()] == []
+    for backend in ("sqlite.py", "postgres.py", "memory.py"):
+        assert backend in text
+        assert (ROOT / "app" / "repository" / backend).exists()
+    for module in ("policy.py", "edge.py"):
+        assert (ROOT / "app" / "api" / module).exists()
+    assert "PostgreSQL" in text
+    assert "/v1/track" in text
+    assert "/batch/" in text
     assert "make run" in text
     assert "make test" in text
     assert "make demo" in text

@@ -30,11 +30,16 @@ class InProcessClient:
     def get(self, url: str, **kwargs: Any) -> httpx.Response:
         return self.request("GET", url, **kwargs)
 
+    def options(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("OPTIONS", url, **kwargs)
+
 
 @contextmanager
-def in_process_app(tmp_path: Path, **settings: Any) -> Iterator[InProcessClient]:
-    """A fresh app on a SQLite file in tmp_path; a server error is a response (500), not an exception."""
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'telemetry.db'}", **settings))
+def in_process_app(tmp_path: Path, database_url: str | None = None, **settings: Any) -> Iterator[InProcessClient]:
+    """A fresh app on a SQLite file in tmp_path (or on database_url); a server error is a response (500), not an
+    exception."""
+    url = database_url or f"sqlite:///{tmp_path / 'telemetry.db'}"
+    app = create_app(Settings(database_url=url, **settings))
     transport = httpx.ASGITransport(app, raise_app_exceptions=False)
     with start_blocking_portal() as portal:
         lifespan = portal.wrap_async_context_manager(app.router.lifespan_context(app))

@@ -63,3 +63,11 @@ def test_app_state_holds_only_the_runtime_and_only_deps_touches_it() -> None:
     assert touching == {"app/api/deps.py"}
     deps = (APP / "api" / "deps.py").read_text()
     assert set(re.findall(r"app\.state\.(\w+)", deps)) == {"runtime"}
+
+
+def test_the_edge_policy_is_declared_not_inferred() -> None:
+    """No fabricated signatures, no duck-typed hooks found on dependencies, no paths scraped from OpenAPI."""
+    for path in APP.rglob("*.py"):
+        text = path.read_text()
+        for smell in ("__signature__", "run_before_body", "app.openapi()"):
+            assert smell not in text, f"{path.relative_to(ROOT)} uses {smell}"

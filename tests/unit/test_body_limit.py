@@ -1,4 +1,4 @@
-"""The body limit middleware on a plain ASGI app: what it reads, what it lets through, what it answers."""
+"""The edge's body limit on a plain ASGI app: what it reads, what it lets through, what it answers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import Any
 
 from starlette.types import Message, Receive, Scope, Send
 
-from app.api.body_limit import BodyLimitMiddleware
+from app.api.access import AccessGuard, KeyRing
+from app.api.edge import EdgeMiddleware
+from app.config import Settings
 
 
 class Client:
@@ -53,10 +55,21 @@ async def reading_app(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": json.dumps({"size": size}).encode()})
 
 
-def run(client: Client, headers: list[tuple[bytes, bytes]] | None = None, **limits: Any) -> list[str]:
-    reasons: list[str] = []
-    settings = {"max_bytes": 250, "timeout_s": 5.0, **limits}
-    middleware = BodyLimitMiddleware(reading_app, on_reject=reasons.append, **settings)
+class Reasons(list[str]):
+    def __call__(self, reason: str, count: int = 1, **fields: Any) -> None:
+        self.append(reason)
+
+
+def run(client: Client, headers: list[tuple[bytes, bytes]] | None = None, timeout_s: float = 5.0) -> list[str]:
+    reasons = Reasons()
+    settings = Settings(request_max_bytes=250, request_body_timeout_s=timeout_s)
+    middleware = EdgeMiddleware(
+        reading_app,
+        settings=settings,
+        rejections=reasons,  # type: ignore[arg-type]
+        access=AccessGuard(KeyRing([]), None, reasons),
+        routes=list,  # no routes: every request has the default policy
+    )
     scope = {"type": "http", "method": "POST", "path": "/v1/events", "headers": headers or []}
     asyncio.run(middleware(scope, client.receive, client.send))
     return reasons

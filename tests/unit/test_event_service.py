@@ -4,9 +4,11 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from app.models import InvalidEvent
 from app.repository.memory import InMemoryEventRepository
-from app.repository.port import AddStatus
-from app.services.event_service import EventConflict, EventDraft, EventNotFound, EventService
+from app.repository.port import AddResult, AddStatus
+from app.services.event_service import EventConflict, EventDraft, EventNotFound, EventService, Refusal
+from app.services.rejections import REJECTION_REASONS, RejectionReason
 from tests.unit.fakes import ImmediateWriter, ListLog, RecordingMetrics
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -84,3 +86,37 @@ def test_missing_event_raises_not_found() -> None:
     service, *_ = build()
     with pytest.raises(EventNotFound):
         service.get_event(uuid4())
+
+
+def test_a_batch_answers_each_item_in_input_order_and_counts_refusals_by_reason() -> None:
+    service, repo, metrics, log, writer = build()
+    ids = [uuid4(), uuid4()]
+    acknowledged = ("acknowledged", "identify")  # anything else a caller decided: handed back in its place
+    items = [
+        Refusal(RejectionReason.INVALID, "not an object"),
+        draft(event_id=ids[0]),
+        acknowledged,
+        draft(event_id=uuid4(), metadata={"k": "\x00"}),  # outside the event limits: refused by the service
+        Refusal(RejectionReason.INVALID, "no user"),
+        Refusal(RejectionReason.EVENT_TOO_LARGE, "too large"),
+        draft(event_id=ids[1]),
+    ]
+    outcomes = asyncio.run(service.record_batch(items, sdk="segment"))
+    assert [outcomes[i] is items[i] for i in (0, 2, 4, 5)] == [True] * 4
+    invalid = outcomes[3]
+    assert isinstance(invalid, InvalidEvent)
+    assert invalid.reason == "nul_character"
+    stored = [outcomes[1], outcomes[6]]
+    assert [o.event.event_id for o in stored if isinstance(o, AddResult)] == ids
+    assert writer.appends == [2]  # the two valid drafts in one commit
+    assert metrics.rejected == {"invalid": 2, "event_too_large": 1, "nul_character": 1}
+    counted = [(line["reason"], line["count"]) for line in log.lines if line["event"] == "event_rejected"]
+    assert sorted(counted) == [("event_too_large", 1), ("invalid", 2), ("nul_character", 1)]
+    assert all(line.get("sdk") == "segment" for line in log.lines if line.get("count") == 2)
+    assert repo.get(ids[0]) is not None
+
+
+def test_a_reason_outside_the_fixed_set_fails_loudly_instead_of_counting_as_invalid() -> None:
+    with pytest.raises(ValueError, match="misspelt"):
+        RejectionReason("misspelt")
+    assert set(RejectionReason) == set(REJECTION_REASONS)  # each reason documented

@@ -175,25 +175,3 @@ def test_bad_api_keys_setting_stops_start_up(monkeypatch: pytest.MonkeyPatch, va
     monkeypatch.setenv("TELEMETRY_API_KEYS", value)
     with pytest.raises((ValidationError, ValueError)):
         Settings()
-
-
-def test_cors_paths_are_the_ingest_routes_and_those_marked_as_ingest(tmp_path: Any) -> None:
-    from app.api.compat import posthog as posthog_compat
-    from app.api.compat import segment as segment_compat
-    from app.api.guards import INGEST_MARK, ingest_paths
-    from app.main import create_app
-
-    app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}"))
-
-    @app.post("/v1/compat/batch", openapi_extra={INGEST_MARK: True})
-    async def compat() -> dict[str, str]:  # a route that takes its key from the body, as Segment's does
-        return {}
-
-    @app.post("/v1/admin/thing")
-    async def other() -> dict[str, str]:
-        return {}
-
-    # The Segment/PostHog-compatible routes (issue 8) are marked too.
-    sdk_paths = {getattr(r, "path", "") for r in [*segment_compat.router.routes, *posthog_compat.router.routes]}
-    assert {"/v1/batch", "/v1/track", "/batch/", "/e/"} <= sdk_paths
-    assert ingest_paths(app) == {"/v1/events", "/v1/events/batch", "/v1/compat/batch", *sdk_paths}

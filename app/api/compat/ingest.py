@@ -18,9 +18,10 @@ from app.api.schemas import JsonBody
 from app.api.strict_json import StrictJsonError, parse_strict_json
 from app.json_codec import dump_json
 from app.models import InvalidEvent
-from app.repository.port import AddStatus
+from app.repository.port import AddResult, AddStatus
 from app.services.event_limits import nests_deeper_than
-from app.services.event_service import EventDraft, EventService
+from app.services.event_service import EventDraft, EventService, Refusal
+from app.services.rejections import RejectionReason, Rejections
 
 ToDraft = Callable[[Any], EventDraft | Acknowledged]
 _DETAIL_REASONS = 5
@@ -59,7 +60,7 @@ async def read_json_body(
     limit: int,
     too_large_status: int,
     key_checked: bool,
-    service: EventService,
+    rejections: Rejections,
     sdk: str,
 ) -> Any:
     """The body inflated (bounded) and parsed on a decoding thread; each failure is a problem with its status.
@@ -69,7 +70,7 @@ async def read_json_body(
     encoding = request.headers.get("content-encoding", "")
     reservation = None if key_checked else decoder.reservation()
     try:
-        with body_problems(too_large_status, service, sdk):
+        with body_problems(too_large_status, rejections, sdk):
             wire = await read_wire(request, limit=limit, encoding=encoding, reservation=reservation)
             return await decoder.run(reservation, _inflate_and_parse, wire, encoding, limit, reservation)
     finally:
@@ -86,7 +87,7 @@ def _inflate_and_parse(wire: bytes, encoding: str, limit: int, reservation: Rese
 
 
 @contextmanager
-def body_problems(too_large_status: int, service: EventService, sdk: str) -> Iterator[None]:
+def body_problems(too_large_status: int, rejections: Rejections, sdk: str) -> Iterator[None]:
     """The body readers' errors as problems: too large, unreadable, no room in the decoding budget."""
     try:
         yield
@@ -96,7 +97,7 @@ def body_problems(too_large_status: int, service: EventService, sdk: str) -> Ite
         status = 415 if "not supported" in str(exc) else 400
         raise SdkProblem(status, "unreadable-body", str(exc)) from exc
     except BudgetExhausted as exc:
-        service.reject("decode_busy", sdk=sdk)
+        rejections(RejectionReason.DECODE_BUSY, sdk=sdk)
         raise SdkProblem(
             503,
             "busy",
@@ -122,6 +123,7 @@ def _message_id(message: Any, id_field: str) -> str | None:
 
 async def ingest_messages(
     service: EventService,
+    rejections: Rejections,
     messages: Sequence[Any],
     to_draft: ToDraft,
     *,
@@ -134,63 +136,54 @@ async def ingest_messages(
 ) -> IngestReport:
     """Map every message, store the mappable ones in one group commit, report each refusal by index."""
     if len(messages) > max_events:
-        service.reject("batch_too_large", len(messages), sdk=sdk)
+        rejections(RejectionReason.BATCH_TOO_LARGE, len(messages), sdk=sdk)
         raise SdkProblem(
             too_many_status,
             "batch-too-large",
             f"{len(messages)} messages in one request; the most is {max_events} (TELEMETRY_BATCH_MAX_EVENTS)",
         )
-    _refuse_deep_nesting(service, messages, max_metadata_depth, sdk)
+    _refuse_deep_nesting(rejections, messages, max_metadata_depth, sdk)
+    items = [_draft_or_refusal(message, to_draft, max_event_bytes) for message in messages]
+    outcomes: list[AddResult | InvalidEvent | Acknowledged | Refusal] = await service.record_batch(
+        items, resend_may_change_sent_at=True, sdk=sdk
+    )
     report = IngestReport(total=len(messages))
-    drafts: list[EventDraft] = []
-    positions: list[int] = []
-    too_large = 0
-    for index, message in enumerate(messages):
-        size = len(dump_json(message).encode())
-        if size > max_event_bytes:
-            too_large += 1
-            reason = f"the event is {size} bytes; the most is {max_event_bytes}"
-            report.rejected.append({"index": index, "id": _message_id(message, id_field), "reason": reason})
-            continue
-        try:
-            mapped = to_draft(message)
-        except UnmappableMessage as exc:
-            report.rejected.append({"index": index, "id": _message_id(message, id_field), "reason": str(exc)})
-            continue
-        if isinstance(mapped, Acknowledged):
+    for index, (message, outcome) in enumerate(zip(messages, outcomes, strict=True)):
+        refused = _refusal_text(outcome)
+        if refused is not None:
+            report.rejected.append({"index": index, "id": _message_id(message, id_field), "reason": refused})
+        elif isinstance(outcome, Acknowledged):
             report.ignored += 1
-        else:
-            drafts.append(mapped)
-            positions.append(index)
-    invalid = len(report.rejected) - too_large
-    if too_large:
-        service.reject("event_too_large", too_large, sdk=sdk)
-    if invalid:
-        service.reject("invalid", invalid, sdk=sdk)
-    results = await service.record_batch(drafts, resend_may_change_sent_at=True) if drafts else []
-    for index, result in zip(positions, results, strict=True):
-        if isinstance(result, InvalidEvent):  # outside the service's event limits (counted there)
-            report.rejected.append(
-                {"index": index, "id": _message_id(messages[index], id_field), "reason": str(result)}
-            )
-        elif result.status is AddStatus.ACCEPTED:
+        elif isinstance(outcome, AddResult) and outcome.status is AddStatus.ACCEPTED:
             report.accepted += 1
-        elif result.status is AddStatus.DUPLICATE:
-            report.duplicate += 1
         else:
-            fields = ", ".join(result.conflicting_fields)
-            report.rejected.append(
-                {
-                    "index": index,
-                    "id": _message_id(messages[index], id_field),
-                    "reason": f"event_id {result.event.event_id} is already stored with different {fields}",
-                }
-            )
-    report.rejected.sort(key=lambda r: int(r["index"]))
+            report.duplicate += 1
     return report
 
 
-def _refuse_deep_nesting(service: EventService, messages: Sequence[Any], max_depth: int, sdk: str) -> None:
+def _draft_or_refusal(message: Any, to_draft: ToDraft, max_event_bytes: int) -> EventDraft | Acknowledged | Refusal:
+    size = len(dump_json(message).encode())
+    if size > max_event_bytes:
+        return Refusal(RejectionReason.EVENT_TOO_LARGE, f"the event is {size} bytes; the most is {max_event_bytes}")
+    try:
+        return to_draft(message)
+    except UnmappableMessage as exc:
+        return Refusal(RejectionReason.INVALID, str(exc))
+
+
+def _refusal_text(outcome: AddResult | InvalidEvent | Acknowledged | Refusal) -> str | None:
+    """Why a message was not stored, or None when it was stored (or acknowledged)."""
+    if isinstance(outcome, Refusal):
+        return str(outcome.detail)
+    if isinstance(outcome, InvalidEvent):  # outside the service's event limits (counted there)
+        return str(outcome)
+    if isinstance(outcome, AddResult) and outcome.status is AddStatus.CONFLICT:
+        fields = ", ".join(outcome.conflicting_fields)
+        return f"event_id {outcome.event.event_id} is already stored with different {fields}"
+    return None
+
+
+def _refuse_deep_nesting(rejections: Rejections, messages: Sequence[Any], max_depth: int, sdk: str) -> None:
     """422, as the JSON API answers, for a message whose properties nest past the metadata depth limit.
 
     Checked before anything walks the message recursively (its size as JSON, the mapping): a message one
@@ -198,7 +191,7 @@ def _refuse_deep_nesting(service: EventService, messages: Sequence[Any], max_dep
     """
     for index, message in enumerate(messages):
         if nests_deeper_than(message, max_depth + 1):
-            service.reject("metadata_too_deep", sdk=sdk)
+            rejections(RejectionReason.METADATA_TOO_DEEP, sdk=sdk)
             raise SdkProblem(
                 422,
                 "invalid-event",

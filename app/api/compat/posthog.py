@@ -18,23 +18,24 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app.api.compat import POSTHOG_PATHS
 from app.api.compat.inflate import BodyDecoder, Reservation, inflate, parsed_size_estimate, read_wire
 from app.api.compat.ingest import SdkProblem, body_problems, ingest_messages, parse_json, report_response
 from app.api.compat.keys import check_ingest_key, header_key
 from app.api.compat.sdk_mapping import posthog_event_to_draft
-from app.api.deps import DecoderDep, ServiceDep, SettingsDep
-from app.api.guards import INGEST_MARK
+from app.api.deps import DecoderDep, ServiceDep, SettingsDep, runtime_of
+from app.api.policy import POSTHOG_INGEST
 from app.api.problems import problem_responses
 from app.config import Settings
 from app.services.event_service import EventService
+from app.services.rejections import Rejections
 
 # PostHog's server refuses events over 1 MB; its Python SDK stops at 900 KiB.
 MAX_EVENT_BYTES = 1024 * 1024
 
-router = APIRouter(tags=["posthog-compatible"])
+# Key in the body, open to CORS, and a body limit of its own (decompressed size capped): one policy.
+router = APIRouter(tags=["posthog-compatible"], dependencies=[POSTHOG_INGEST])
 
-_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}, INGEST_MARK: True}
+_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}}
 _RESPONSES = problem_responses(400, 401, 403, 413, 415, 429, 503)
 
 
@@ -49,7 +50,7 @@ def _refuse_lz64(compression: str) -> None:
 
 
 async def _events_body(
-    request: Request, limit: int, decoder: BodyDecoder, reservation: Reservation | None, service: EventService
+    request: Request, limit: int, decoder: BodyDecoder, reservation: Reservation | None, rejections: Rejections
 ) -> Any:
     compression = _compression(request)
     _refuse_lz64(compression)
@@ -57,7 +58,7 @@ async def _events_body(
     if compression in ("gzip", "gzip-js") and encoding.strip().lower() in ("", "identity"):
         encoding = "gzip"
     form = request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
-    with body_problems(413, service, "posthog"):
+    with body_problems(413, rejections, "posthog"):
         wire = await read_wire(request, limit=limit, encoding=encoding, reservation=reservation)
         return await decoder.run(reservation, _decode, wire, encoding, form, compression, limit, reservation)
 
@@ -141,7 +142,9 @@ async def _record(
     decoder: BodyDecoder,
     reservation: Reservation | None,
 ) -> Response:
-    body = await _events_body(request, settings.posthog_max_body_bytes, decoder, reservation, service)
+    body = await _events_body(
+        request, settings.posthog_max_body_bytes, decoder, reservation, runtime_of(request).rejections
+    )
     if isinstance(body, list):
         events = body
     elif isinstance(body, dict) and isinstance(body.get("batch"), list):
@@ -160,6 +163,7 @@ async def _record(
     )
     report = await ingest_messages(
         service,
+        runtime_of(request).rejections,
         events,
         to_draft,
         id_field="uuid",
@@ -172,7 +176,7 @@ async def _record(
     return report_response(report, {"status": 1})
 
 
-for _path in POSTHOG_PATHS:
+for _path in ("/batch/", "/capture/", "/e/", "/i/v0/e/"):
     router.add_api_route(
         _path,
         _capture,

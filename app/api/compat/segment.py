@@ -19,20 +19,17 @@ from starlette.responses import Response
 from app.api.compat.ingest import SdkProblem, ingest_messages, read_json_body, report_response
 from app.api.compat.keys import check_ingest_key, header_key
 from app.api.compat.sdk_mapping import segment_message_to_draft
-from app.api.deps import DecoderDep, ServiceDep, SettingsDep
-from app.api.guards import INGEST_MARK
+from app.api.deps import DecoderDep, ServiceDep, SettingsDep, runtime_of
+from app.api.policy import SEGMENT_INGEST
 from app.api.problems import problem_responses
 
 MAX_EVENT_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
 
-router = APIRouter(prefix="/v1", tags=["segment-compatible"])
+# Every route here takes its write key from the body or HTTP Basic and is open to CORS: one policy.
+router = APIRouter(prefix="/v1", tags=["segment-compatible"], dependencies=[SEGMENT_INGEST])
 
-# INGEST_MARK: an ingest route that checks keys itself (CORS opens it to the configured browser origins).
-_BODY = {
-    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}},
-    INGEST_MARK: True,
-}
+_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}}
 _RESPONSES = problem_responses(400, 401, 403, 413, 415, 429, 503)
 
 
@@ -48,7 +45,7 @@ async def _ingest(
         limit=MAX_EVENT_BYTES if kind else MAX_BATCH_BYTES,
         too_large_status=400,
         key_checked=key is not None,
-        service=service,
+        rejections=runtime_of(request).rejections,
         sdk="segment",
     )
     if not isinstance(body, dict):
@@ -70,6 +67,7 @@ async def _ingest(
     )
     report = await ingest_messages(
         service,
+        runtime_of(request).rejections,
         messages,
         to_draft,
         id_field="messageId",

@@ -1,4 +1,4 @@
-"""Property: any valid event sent to the API reads back unchanged (the real server, over HTTP)."""
+"""Property: any valid event sent to the API reads back unchanged (the app in process, through HTTP)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,13 @@ from hypothesis import HealthCheck, given, settings
 
 from app.utc_text import to_utc_text
 from tests.support.event_strategies import event_bodies
-from tests.support.server import ServerProcess
-
-pytestmark = pytest.mark.e2e
+from tests.support.in_process import InProcessClient, in_process_app
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    db = tmp_path_factory.mktemp("roundtrip") / "telemetry.db"
-    process = ServerProcess(f"sqlite:///{db}").wait_ready()
-    yield process
-    process.terminate()
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InProcessClient]:
+    with in_process_app(tmp_path_factory.mktemp("roundtrip")) as started:
+        yield started
 
 
 def utc_text(iso: str) -> str:
@@ -31,12 +27,12 @@ def utc_text(iso: str) -> str:
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=event_bodies())
-def test_any_valid_event_reads_back_unchanged_over_http(server: ServerProcess, body: dict[str, Any]) -> None:
+def test_any_valid_event_reads_back_unchanged_over_http(client: InProcessClient, body: dict[str, Any]) -> None:
     # Sent as the standard library writes JSON (as most clients do): non-ASCII escaped, big ints in full.
     sent = json.dumps(body)
-    created = server.client.post("/v1/events", content=sent, headers={"content-type": "application/json"})
+    created = client.post("/v1/events", content=sent, headers={"content-type": "application/json"})
     assert created.status_code == 201, created.text
-    read = server.client.get(f"/v1/events/{body['event_id']}")
+    read = client.get(f"/v1/events/{body['event_id']}")
     assert read.status_code == 200
     stored = json.loads(read.text)  # the standard parser: integers stay exact whatever their size
     assert stored == json.loads(created.text)
