@@ -25,9 +25,11 @@ from app.repository.group_commit import GroupCommitWriter
 from app.repository.port import EventRepository
 from app.repository.sqlite import SqliteEventRepository
 from app.repository.sqlite_wal import WalBound
+from app.services.erasure import Suppressions
 from app.services.event_limits import EventLimits
 from app.services.event_service import EventService
 from app.services.rejections import Rejections
+from app.services.retention import LifecycleTask, Retention
 
 
 class RuntimeNotStarted(RuntimeError):
@@ -75,6 +77,8 @@ class Storage:
     writer: GroupCommitWriter
     service: EventService
     body_decoder: BodyDecoder  # one per process: its memory budget is shared by every connection
+    suppressions: Suppressions  # erased users whose later events are refused, refreshed by the lifecycle task
+    lifecycle: LifecycleTask  # retention passes (when a period is set) and the suppression refresh
 
 
 @dataclass(slots=True)
@@ -101,10 +105,26 @@ class Runtime:
             max_batch=settings.commit_batch_max,
             between_commits=self._wal_bound(repository),
         )
+        suppressions = Suppressions(repository.suppressed_users)
+        suppressions.refresh()
         service = EventService(
-            writer, repository, self.metrics, self.log, limits=event_limits(settings), rejections=self.rejections
+            writer,
+            repository,
+            self.metrics,
+            self.log,
+            limits=event_limits(settings),
+            rejections=self.rejections,
+            suppressions=suppressions,
         )
-        self._storage = Storage(repository, writer, service, BodyDecoder(settings.sdk_decode_budget_bytes))
+        retention = None
+        if settings.retention_days is not None:
+            days, chunk = settings.retention_days, settings.retention_chunk_rows
+            retention = Retention(repository, days, self.metrics, chunk_rows=chunk)
+        lifecycle = LifecycleTask(
+            retention, settings.retention_interval_s, suppressions.refresh, settings.suppression_refresh_s, self.log
+        )
+        decoder = BodyDecoder(settings.sdk_decode_budget_bytes)
+        self._storage = Storage(repository, writer, service, decoder, suppressions, lifecycle)
         return self._storage
 
     def _wal_bound(self, repository: EventRepository) -> WalBound | None:
@@ -125,6 +145,7 @@ class Runtime:
         storage, self._storage = self._storage, None
         if storage is None:
             return True
+        storage.lifecycle.close()
         storage.body_decoder.close()
         drained = storage.writer.close(self.settings.shutdown_timeout_s)
         storage.repository.close()

@@ -46,9 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    from app.commands import export, hash_key, report, serve, simulate
+    from app.commands import erase, export, hash_key, import_events, report, retention, serve, simulate
 
-    for command in (serve, hash_key, simulate, report, export):
+    for command in (serve, hash_key, simulate, report, export, import_events, erase, retention):
         command.register(commands)
     for sub in commands.choices.values():
         _with_defaults(sub)

@@ -222,3 +222,21 @@ class Settings(BaseSettings):
     postgres_acquire_timeout_s: float = Field(
         default=2.0, gt=0, description="Wait for a PostgreSQL connection this long, then answer 503."
     )
+
+    # -- data lifecycle --
+    retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="Events whose timestamp is older than this many days are removed by a background task in"
+        " small chunks (and by `python -m app retention`). Unset: events are kept forever.",
+    )
+    retention_interval_s: float = Field(default=3600.0, gt=0, description="Time between two retention passes.")
+    retention_chunk_rows: int = Field(
+        default=1000, ge=1, description="Most events one retention transaction removes (ingestion goes on between)."
+    )
+    suppression_refresh_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often a replica re-reads the list of erased users whose events are refused (erased"
+        " with suppress: true).",
+    )

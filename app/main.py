@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app.api import events, export, live_page, operations
+from app.api import erasures, events, export, live_page, operations
 from app.api.compat import posthog as posthog_compat
 from app.api.compat import segment as segment_compat
 from app.api.deps import attach_runtime
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
     app.include_router(export.router)  # before events: /v1/events/export is not an /v1/events/{event_id}
     app.include_router(events.router)
     app.include_router(operations.router)
+    app.include_router(erasures.router)
     app.include_router(live_page.router)
     app.include_router(segment_compat.router)
     app.include_router(posthog_compat.router)

@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.access import AccessGuard
+from app.api.compat.keys import key_before_body, sdk_refusal
 from app.api.policy import OPEN, RoutePolicy, policy_of
 from app.api.problems import ApiProblem, api_problem_response, problem_response
 from app.api.security import bearer_from
@@ -174,12 +175,8 @@ class EdgeMiddleware:
         """The key and the media type, checked before the route reads the body."""
         policy = matched.policy
         try:
-            if policy.scope is not None and not policy.key_in_body:
-                client = scope.get("client")
-                api_key = self.access.authorize(
-                    bearer_from(headers.get("authorization")), policy.scope, client[0] if client else "unknown"
-                )
-                scope.setdefault("state", {})["api_key"] = api_key
+            if policy.scope is not None:
+                self._authorize(scope, headers, policy)
             if policy.json_body and scope["method"] == "POST" and not is_json_media_type(headers.get("content-type")):
                 self.rejections(RejectionReason.UNSUPPORTED_MEDIA_TYPE)
                 raise ApiProblem(
@@ -193,6 +190,25 @@ class EdgeMiddleware:
             await api_problem_response(exc)(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    def _authorize(self, scope: Scope, headers: Headers, policy: RoutePolicy) -> None:
+        """The bearer key of a route, or, for a route that takes its key from the body, a key found before the
+        body (checked now, so a wrong one costs no body read; without one the route reads the body's)."""
+        assert policy.scope is not None
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        authorization = headers.get("authorization")
+        if not policy.key_in_body:
+            api_key = self.access.authorize(bearer_from(authorization), policy.scope, address)
+        else:
+            presented = key_before_body(authorization, scope.get("query_string", b""), policy.query_key)
+            if presented is None:
+                return
+            try:
+                api_key = self.access.authorize(presented, policy.scope, address)
+            except ApiProblem as exc:
+                raise sdk_refusal(exc) from exc
+        scope.setdefault("state", {})["api_key"] = api_key
 
     async def _refuse_body(
         self, reason: RejectionReason, scope: Scope, receive: Receive, send: Send, limit: int

@@ -29,6 +29,9 @@ class RoutePolicy:
     # The key comes in the body or as HTTP Basic (the SDK protocols): the route checks it itself, with
     # the same lookup. Otherwise the edge checks the bearer key before a byte of the body is read.
     key_in_body: bool = False
+    # With key_in_body: a query parameter that may carry the key instead (PostHog's ?token=). A key found
+    # before the body (there, or as HTTP Basic user or bearer) is checked by the edge, before the body is read.
+    query_key: str | None = None
     json_body: bool = False  # a body declared as JSON (UTF-8) or 415
     cors: bool = False  # open to the configured browser origins (POST, no credentials)
     body_limit: Callable[[Settings], int] | None = None  # None: request_max_bytes
@@ -54,6 +57,7 @@ _bearer = HTTPBearer(
 )
 IngestBearer = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer, scopes=["ingest"])]
 ReadBearer = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer, scopes=["read"])]
+AdminBearer = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer, scopes=["admin"])]
 
 
 def _checked(request: Request, scope: Scope) -> ApiKey:
@@ -73,6 +77,10 @@ async def read_key(request: Request, credentials: ReadBearer = None) -> ApiKey:
     return _checked(request, "read")
 
 
+async def admin_key(request: Request, credentials: AdminBearer = None) -> ApiKey:
+    return _checked(request, "admin")
+
+
 async def _no_key() -> None:
     return None
 
@@ -81,7 +89,7 @@ def declare(policy: RoutePolicy) -> PolicyDependency:
     """The dependency that declares a route's policy."""
     if policy.scope is None or policy.key_in_body:
         return PolicyDependency(_no_key, policy=policy)
-    check = ingest_key if policy.scope == "ingest" else read_key
+    check = {"ingest": ingest_key, "read": read_key, "admin": admin_key}[policy.scope]
     return PolicyDependency(check, policy=policy)
 
 
@@ -97,5 +105,9 @@ def posthog_body_limit(settings: Settings) -> int:
 
 INGEST_JSON = declare(RoutePolicy(scope="ingest", json_body=True, cors=True))
 READ = declare(RoutePolicy(scope="read"))
+ADMIN = declare(RoutePolicy(scope="admin"))
+ADMIN_JSON = declare(RoutePolicy(scope="admin", json_body=True))
 SEGMENT_INGEST = declare(RoutePolicy(scope="ingest", key_in_body=True, cors=True))
-POSTHOG_INGEST = declare(RoutePolicy(scope="ingest", key_in_body=True, cors=True, body_limit=posthog_body_limit))
+POSTHOG_INGEST = declare(
+    RoutePolicy(scope="ingest", key_in_body=True, query_key="token", cors=True, body_limit=posthog_body_limit)
+)

@@ -17,6 +17,7 @@ from app.json_codec import dump_json
 from app.models import DomainError, InvalidEvent
 from app.repository.group_commit import WriteQueueFull, WriterClosed
 from app.repository.port import StorageError, StorageUnavailable
+from app.services.erasure import UserErased
 from app.services.event_service import EventConflict, EventNotFound, TooManyBuckets
 from app.services.rejections import RejectionReason, Rejections
 
@@ -99,6 +100,7 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 _DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
     EventNotFound: (404, "event-not-found"),
     EventConflict: (409, "event-conflict"),
+    UserErased: (422, "user-erased"),  # before InvalidEvent, its base
     InvalidEvent: (422, "invalid-event"),
     TooManyBuckets: (422, "too-many-buckets"),
     WriteQueueFull: (503, "write-queue-full"),

@@ -14,10 +14,10 @@ from app.export_format import export_chunks
 
 def register(commands: Any) -> None:
     parser: argparse.ArgumentParser = commands.add_parser(
-        "export", help="export stored events as NDJSON or CSV (streamed, constant memory)"
+        "export", help="export stored events as NDJSON, CSV or Parquet (streamed, constant memory)"
     )
     parser.add_argument("--database-url", default=None, help="default: TELEMETRY_DATABASE_URL")
-    parser.add_argument("--format", choices=("ndjson", "csv"), default="ndjson")
+    parser.add_argument("--format", choices=("ndjson", "csv", "parquet"), default="ndjson")
     parser.add_argument("--out", type=Path, default=None, help="file to write (default: stdout)")
     parser.add_argument("--user-id", default=None)
     parser.add_argument("--action", default=None)
@@ -50,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     event_filter = EventFilter(args.user_id, args.action, args.source, args.since, args.until)
     repository = open_store(settings)
+    if args.format == "parquet":
+        return _parquet(repository, event_filter, args.out)
     try:
         events = repository.iter_events(EventQuery(event_filter, limit=1000))
         if args.out is None:
@@ -61,6 +63,21 @@ def run(args: argparse.Namespace) -> int:
         else:
             with args.out.open("wb") as out:
                 _write(export_chunks(events, args.format), out)
+    finally:
+        repository.close()
+    return 0
+
+
+def _parquet(repository: Any, event_filter: Any, out: Path | None) -> int:
+    from app.export_parquet import ROW_GROUP_ROWS, write_parquet
+
+    try:
+        row_groups = repository.iter_rows(event_filter, ROW_GROUP_ROWS)
+        if out is None:
+            write_parquet(row_groups, sys.stdout.buffer)
+        else:
+            with out.open("wb") as sink:
+                write_parquet(row_groups, sink)
     finally:
         repository.close()
     return 0

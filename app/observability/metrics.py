@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -93,6 +94,23 @@ class PrometheusMetrics:
         self.queue_full_total = Counter(
             "telemetry_write_queue_full", "Ingest requests refused with 503 because the queue was full", registry=r
         )
+        self.retention_removed_total = Counter(
+            "telemetry_retention_removed", "Events removed by retention (older than the period)", registry=r
+        )
+        self.retention_last_run = Gauge(
+            "telemetry_retention_last_run_timestamp_seconds",
+            "When the last retention pass ended (Unix time); 0: none yet",
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.oldest_event_age_gauge = Gauge(
+            "telemetry_oldest_event_age_seconds",
+            "Age of the oldest stored event's timestamp, as of the last retention pass; 0: no event",
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.erasures_total = Counter("telemetry_erasures", "Per-user erasures carried out", registry=r)
+        self.erased_events_total = Counter("telemetry_erased_events", "Events removed by erasures", registry=r)
         self.commit_batch = Histogram(
             "telemetry_commit_batch_size", "Events written per group commit", buckets=_BATCH_BUCKETS, registry=r
         )
@@ -135,6 +153,20 @@ class PrometheusMetrics:
 
     def event_duplicate(self) -> None:
         self.duplicates.inc()
+
+    # -- data lifecycle --
+    def retention_removed(self, count: int) -> None:
+        self.retention_removed_total.inc(count)
+
+    def retention_finished(self, at: datetime) -> None:
+        self.retention_last_run.set(at.timestamp())
+
+    def oldest_event_age(self, seconds: float | None) -> None:
+        self.oldest_event_age_gauge.set(seconds if seconds is not None else 0.0)
+
+    def user_erased(self, events_removed: int) -> None:
+        self.erasures_total.inc()
+        self.erased_events_total.inc(events_removed)
 
     # -- writer --
     def queue_depth(self, depth: int, capacity: int) -> None:

@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from uuid import UUID
 
+from app.json_codec import dump_json
 from app.models import UserActionEvent
 from app.repository.port import (
     AddResult,
     AddStatus,
     Cursor,
+    Erasure,
     EventFilter,
     EventPage,
     EventQuery,
+    EventRow,
     EventStats,
     StatsQuery,
     StorageUnavailable,
     classify_existing,
     iterate_pages,
+    user_digest,
 )
+from app.utc_text import to_utc_text
 
 
 def _matches(event: UserActionEvent, f: EventFilter) -> bool:
@@ -41,6 +47,9 @@ class InMemoryEventRepository:
     def __init__(self) -> None:
         self._events: dict[UUID, UserActionEvent] = {}
         self._lock = threading.Lock()
+        self._erasures: list[Erasure] = []
+        self._suppressed: set[str] = set()
+        self._retention_lock = threading.Lock()
         self.writable = True
 
     def add(self, events: Sequence[UserActionEvent]) -> list[AddResult]:
@@ -93,5 +102,72 @@ class InMemoryEventRepository:
         if not self.writable:
             raise StorageUnavailable("in-memory repository set read-only")
 
+    def iter_rows(self, f: EventFilter, chunk_rows: int) -> Iterator[list[EventRow]]:
+        chunk: list[EventRow] = []
+        for e in self.iter_events(EventQuery(f, limit=1000)):
+            sent_at = to_utc_text(e.sent_at) if e.sent_at else None
+            chunk.append((str(e.event_id), e.user_id, e.action, e.source, to_utc_text(e.timestamp),
+                          to_utc_text(e.received_at), sent_at, dump_json(e.metadata)))  # fmt: skip
+            if len(chunk) == chunk_rows:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    def erase_user(self, user_id: str, *, key_name: str, suppress: bool, at: datetime) -> Erasure:
+        self.check_writable()
+        with self._lock:
+            doomed = [eid for eid, e in self._events.items() if e.user_id == user_id]
+            for eid in doomed:
+                del self._events[eid]
+            erasure = Erasure(at.astimezone(UTC), user_digest(user_id), len(doomed), key_name, suppress)
+            self._erasures.append(erasure)
+            if suppress:
+                self._suppressed.add(erasure.user_id_sha256)
+        return erasure
+
+    def erasures(self) -> list[Erasure]:
+        with self._lock:
+            return list(self._erasures)
+
+    def suppressed_users(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._suppressed)
+
+    def remove_before(self, cutoff: datetime, max_rows: int) -> int:
+        self.check_writable()
+        with self._lock:
+            old = sorted((e for e in self._events.values() if e.timestamp < cutoff), key=_key)[:max_rows]
+            for e in old:
+                del self._events[e.event_id]
+        return len(old)
+
+    def count_before(self, cutoff: datetime) -> int:
+        with self._lock:
+            return sum(1 for e in self._events.values() if e.timestamp < cutoff)
+
+    def oldest_timestamp(self) -> datetime | None:
+        with self._lock:
+            return min((e.timestamp for e in self._events.values()), default=None)
+
+    def retention_lock(self) -> AbstractContextManager[bool]:
+        return _TryLock(self._retention_lock)
+
     def close(self) -> None:
         return None
+
+
+class _TryLock:
+    """A non-blocking lock as a context manager: True when taken, like PostgreSQL's pg_try_advisory_lock."""
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self._lock = lock
+        self._held = False
+
+    def __enter__(self) -> bool:
+        self._held = self._lock.acquire(blocking=False)
+        return self._held
+
+    def __exit__(self, *exc: object) -> None:
+        if self._held:
+            self._lock.release()

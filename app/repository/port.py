@@ -8,7 +8,9 @@ Standard library and the domain only: importing the port loads no driver.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -93,6 +95,27 @@ class EventStats:
     by_bucket: list[tuple[datetime, int]]  # bucket start (UTC), count; ordered by time
 
 
+# A stored event as text columns, the export's fast path: (event_id, user_id, action, source, timestamp,
+# received_at, sent_at or None, metadata JSON text), the moments as fixed-width UTC text (to_utc_text).
+EventRow = tuple[str, str, str, str, str, str, str | None, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """One per-user erasure as recorded (append-only): the SHA-256 of the user_id, never the id itself."""
+
+    erased_at: datetime
+    user_id_sha256: str
+    events_removed: int
+    key_name: str  # the API key that asked (or "cli")
+    suppressed: bool  # later events of this user are refused
+
+
+def user_digest(user_id: str) -> str:
+    """How an erased user is named in the store: hex SHA-256 of the UTF-8 user_id."""
+    return hashlib.sha256(user_id.encode()).hexdigest()
+
+
 class EventRepository(Protocol):
     """Where events are kept. Thread-safe: one instance serves the writer thread and the readers.
 
@@ -115,6 +138,38 @@ class EventRepository(Protocol):
 
     def check_writable(self) -> None:
         """Raise StorageUnavailable when the store cannot take a write now."""
+        ...
+
+    def iter_rows(self, f: EventFilter, chunk_rows: int) -> Iterator[list[EventRow]]:
+        """Every matching event as text columns, in (timestamp, event_id) order, chunk_rows at a time,
+        from one snapshot: for exports that need no domain object per row."""
+        ...
+
+    # -- removal: the only ways an event leaves the store ----------------------------------------
+
+    def erase_user(self, user_id: str, *, key_name: str, suppress: bool, at: datetime) -> Erasure:
+        """Remove every event of user_id and record the erasure, in one transaction; idempotent (0 the second
+        time). suppress: remember the user's digest so that later events can be refused."""
+        ...
+
+    def erasures(self) -> list[Erasure]:
+        """Every recorded erasure, oldest first."""
+        ...
+
+    def suppressed_users(self) -> frozenset[str]:
+        """Digests (user_digest) of the users whose later events are refused."""
+        ...
+
+    def remove_before(self, cutoff: datetime, max_rows: int) -> int:
+        """Remove at most max_rows of the oldest events with timestamp < cutoff, in one short transaction."""
+        ...
+
+    def count_before(self, cutoff: datetime) -> int: ...
+
+    def oldest_timestamp(self) -> datetime | None: ...
+
+    def retention_lock(self) -> AbstractContextManager[bool]:
+        """Held for a retention pass: True when this process may run it (one replica at a time)."""
         ...
 
     def close(self) -> None: ...

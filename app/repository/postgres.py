@@ -12,8 +12,10 @@ any other driver error StorageError.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -28,9 +30,11 @@ from app.repository.port import (
     AddResult,
     AddStatus,
     Cursor,
+    Erasure,
     EventFilter,
     EventPage,
     EventQuery,
+    EventRow,
     EventStats,
     Order,
     StatsQuery,
@@ -38,6 +42,7 @@ from app.repository.port import (
     StorageUnavailable,
     classify_existing,
     iterate_pages,
+    user_digest,
 )
 
 # Each entry moves the schema one version up. Never edit a released entry: append a new one.
@@ -74,6 +79,83 @@ MIGRATIONS: tuple[str, ...] = (
         FOR EACH ROW EXECUTE FUNCTION events_refuse_change();
     CREATE TRIGGER events_refuse_truncate BEFORE TRUNCATE ON events
         FOR EACH STATEMENT EXECUTE FUNCTION events_refuse_change();
+    """,
+    # v2: removal by retention and per-user erasure. DELETE on events passes only in a transaction that holds
+    # a removal_marker row (inserted and deleted again before commit, so no other transaction ever sees it),
+    # and only two SECURITY DEFINER functions write that table: a role with SELECT and INSERT on events can
+    # erase through them, and nothing else. Erasures are recorded append-only, by digest.
+    """
+    CREATE TABLE removal_marker (
+        txid    bigint PRIMARY KEY,
+        purpose text NOT NULL CHECK (purpose IN ('erasure', 'retention'))
+    );
+    REVOKE ALL ON removal_marker FROM PUBLIC;
+    CREATE TABLE erasures (
+        seq            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        erased_at      timestamptz NOT NULL,
+        user_id_sha256 text NOT NULL,             -- hex SHA-256 of the user_id, never the id itself
+        events_removed bigint NOT NULL,
+        key_name       text NOT NULL,             -- the API key that asked, or 'cli'
+        suppressed     boolean NOT NULL           -- later events of this user are refused
+    );
+    CREATE TABLE suppressed_users (
+        user_id_sha256 text PRIMARY KEY,
+        since          timestamptz NOT NULL
+    );
+    CREATE FUNCTION erasures_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        RAISE EXCEPTION 'erasures are append-only: % refused', TG_OP
+            USING ERRCODE = 'integrity_constraint_violation';
+    END
+    $$;
+    CREATE TRIGGER erasures_refuse_update_delete BEFORE UPDATE OR DELETE OR TRUNCATE ON erasures
+        FOR EACH STATEMENT EXECUTE FUNCTION erasures_refuse_change();
+    CREATE FUNCTION events_guard_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF EXISTS (SELECT 1 FROM removal_marker WHERE txid = txid_current()) THEN
+            RETURN NULL;
+        END IF;
+        RAISE EXCEPTION 'events are immutable: DELETE refused'
+            USING ERRCODE = 'integrity_constraint_violation';
+    END
+    $$;
+    DROP TRIGGER events_refuse_update_delete ON events;
+    CREATE TRIGGER events_refuse_update BEFORE UPDATE ON events
+        FOR EACH ROW EXECUTE FUNCTION events_refuse_change();
+    CREATE TRIGGER events_guard_delete BEFORE DELETE ON events
+        FOR EACH STATEMENT EXECUTE FUNCTION events_guard_delete();
+    CREATE FUNCTION telemetry_erase_user(p_user_id text, p_key_name text, p_suppress boolean, p_at timestamptz)
+        RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+    DECLARE
+        removed bigint;
+        digest text := encode(sha256(convert_to(p_user_id, 'UTF8')), 'hex');
+    BEGIN
+        INSERT INTO removal_marker (txid, purpose) VALUES (txid_current(), 'erasure');
+        DELETE FROM events WHERE user_id = p_user_id;
+        GET DIAGNOSTICS removed = ROW_COUNT;
+        DELETE FROM removal_marker WHERE txid = txid_current();
+        INSERT INTO erasures (erased_at, user_id_sha256, events_removed, key_name, suppressed)
+            VALUES (p_at, digest, removed, p_key_name, p_suppress);
+        IF p_suppress THEN
+            INSERT INTO suppressed_users (user_id_sha256, since) VALUES (digest, p_at) ON CONFLICT DO NOTHING;
+        END IF;
+        RETURN removed;
+    END
+    $$;
+    CREATE FUNCTION telemetry_remove_before(p_cutoff timestamptz, p_max_rows integer)
+        RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+    DECLARE
+        removed bigint;
+    BEGIN
+        INSERT INTO removal_marker (txid, purpose) VALUES (txid_current(), 'retention');
+        DELETE FROM events WHERE event_id IN (
+            SELECT event_id FROM events WHERE "timestamp" < p_cutoff
+            ORDER BY "timestamp", event_id LIMIT p_max_rows FOR UPDATE SKIP LOCKED);
+        GET DIAGNOSTICS removed = ROW_COUNT;
+        DELETE FROM removal_marker WHERE txid = txid_current();
+        RETURN removed;
+    END
+    $$;
     """,
 )
 
@@ -157,7 +239,10 @@ def _session_setup(statement_timeout_s: float | None) -> Callable[[psycopg.Conne
         # is year 10000 in a Europe/Berlin session, and every read of it failed).
         conn.execute("SET TIME ZONE 'UTC'")
         if statement_timeout_s:
-            conn.execute(f"SET statement_timeout = {max(1, round(statement_timeout_s * 1000))}")
+            timeout_ms = max(1, round(statement_timeout_s * 1000))
+            conn.execute(f"SET statement_timeout = {timeout_ms}")
+            # A reader that stops pulling rows from an open cursor is cut off too.
+            conn.execute(f"SET idle_in_transaction_session_timeout = {timeout_ms}")
         conn.commit()
 
     return configure
@@ -439,9 +524,106 @@ class PostgresEventRepository:
         if not may_insert:
             raise DatabaseUnavailable("this database user may not INSERT into events")
 
+    def iter_rows(self, f: EventFilter, chunk_rows: int) -> Iterator[list[EventRow]]:
+        """Text columns from a server-side cursor over one snapshot, formatted by the server as SQLite stores them.
+
+        On the read pool: a client that stops reading holds one of its connections, never a writer's, and
+        for at most the idle-in-transaction timeout.
+        """
+        where, params = _where(f)
+        sql = f'SELECT {_TEXT_COLUMNS} FROM events{where} ORDER BY "timestamp", event_id'
+        self._fail_fast()
+        try:
+            with (
+                self._read_pool.connection() as conn,
+                conn.transaction(),
+                conn.cursor(name=f"rows_{uuid.uuid4().hex}") as cursor,
+            ):
+                cursor.itersize = chunk_rows
+                cursor.execute(sql, params)
+                while rows := cursor.fetchmany(chunk_rows):
+                    yield rows  # type: ignore[misc]
+        except psycopg.OperationalError as exc:
+            raise self._mark_down(exc) from exc
+
+    # -- removal: only through the SECURITY DEFINER functions of the schema ---------------------
+
+    def erase_user(self, user_id: str, *, key_name: str, suppress: bool, at: datetime) -> Erasure:
+        def work(conn: Connection) -> int:
+            row = conn.execute(
+                "SELECT telemetry_erase_user(%s, %s, %s, %s)", (user_id, key_name, suppress, at)
+            ).fetchone()
+            assert row is not None
+            return int(row[0])
+
+        removed = self._run(work) if "\x00" not in user_id else 0  # text cannot hold NUL: no such user
+        return Erasure(at.astimezone(UTC), user_digest(user_id), removed, key_name, suppress)
+
+    def erasures(self) -> list[Erasure]:
+        sql = "SELECT erased_at, user_id_sha256, events_removed, key_name, suppressed FROM erasures ORDER BY seq"
+        rows: list[tuple[Any, ...]] = self._run(lambda conn: conn.execute(sql).fetchall())
+        return [Erasure(r[0].astimezone(UTC), r[1], int(r[2]), r[3], bool(r[4])) for r in rows]
+
+    def suppressed_users(self) -> frozenset[str]:
+        rows: list[tuple[Any, ...]] = self._run(
+            lambda conn: conn.execute("SELECT user_id_sha256 FROM suppressed_users").fetchall()
+        )
+        return frozenset(r[0] for r in rows)
+
+    def remove_before(self, cutoff: datetime, max_rows: int) -> int:
+        def work(conn: Connection) -> int:
+            row = conn.execute("SELECT telemetry_remove_before(%s, %s)", (cutoff, max_rows)).fetchone()
+            assert row is not None
+            return int(row[0])
+
+        return self._run(work)
+
+    def count_before(self, cutoff: datetime) -> int:
+        sql = 'SELECT count(*) FROM events WHERE "timestamp" < %s'
+        row: tuple[Any, ...] | None = self._run(lambda conn: conn.execute(sql, (cutoff,)).fetchone())
+        return int(row[0]) if row else 0
+
+    def oldest_timestamp(self) -> datetime | None:
+        sql = 'SELECT min("timestamp") FROM events'
+        row: tuple[Any, ...] | None = self._run(lambda conn: conn.execute(sql).fetchone())
+        return row[0].astimezone(UTC) if row and row[0] is not None else None
+
+    @contextlib.contextmanager
+    def retention_lock(self) -> Iterator[bool]:
+        """A session advisory lock held on one pooled connection for the pass: one replica runs it at a time."""
+        self._fail_fast()
+        try:
+            with self._pool.connection() as conn:
+                row = conn.execute(_RETENTION_LOCK).fetchone()
+                conn.commit()
+                held = bool(row and row[0])
+                try:
+                    yield held
+                finally:
+                    if held:
+                        conn.execute(_RETENTION_UNLOCK)
+                        conn.commit()
+        except psycopg.OperationalError as exc:
+            raise self._mark_down(exc) from exc
+
     def close(self) -> None:
         self._read_pool.close()
         self._pool.close()
+
+
+_UTC_TEXT = "to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+_TEXT_COLUMNS = ", ".join(
+    [
+        "event_id::text, user_id, action, source",
+        _UTC_TEXT.format('"timestamp"'),
+        _UTC_TEXT.format("received_at"),
+        _UTC_TEXT.format("sent_at"),
+        "metadata_text",
+    ]
+)
+# Salted with the schema like the migration lock: each schema (each test, each deployment) has its own.
+_RETENTION_LOCK = "SELECT pg_try_advisory_lock(hashtext('telemetry-retention:' || current_schema()))"
+_RETENTION_UNLOCK = "SELECT pg_advisory_unlock(hashtext('telemetry-retention:' || current_schema()))"
 
 
 def _migrate_when_reachable(url: str, connect_timeout_s: float, startup_timeout_s: float) -> None:

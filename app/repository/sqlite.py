@@ -13,6 +13,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
@@ -21,13 +22,16 @@ from uuid import UUID
 
 from app.json_codec import dump_json, load_json
 from app.models import UserActionEvent
+from app.repository import sqlite_removal as removal
 from app.repository.port import (
     AddResult,
     AddStatus,
     Cursor,
+    Erasure,
     EventFilter,
     EventPage,
     EventQuery,
+    EventRow,
     EventStats,
     Order,
     StatsQuery,
@@ -63,6 +67,35 @@ MIGRATIONS: tuple[str, ...] = (
     BEGIN SELECT RAISE(ABORT, 'events are immutable: UPDATE refused'); END;
     CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events
     BEGIN SELECT RAISE(ABORT, 'events are immutable: DELETE refused'); END;
+    """,
+    # v2: removal by retention and per-user erasure. A DELETE passes only while a removal marker row exists,
+    # which the removal path inserts and deletes again inside its own transaction: no other connection ever
+    # sees it, so any other DELETE is still refused. Erasures are recorded append-only, by digest.
+    """
+    CREATE TABLE removal_marker (
+        id      INTEGER PRIMARY KEY CHECK (id = 1),
+        purpose TEXT NOT NULL CHECK (purpose IN ('erasure', 'retention'))
+    );
+    DROP TRIGGER events_refuse_delete;
+    CREATE TRIGGER events_refuse_delete BEFORE DELETE ON events
+    WHEN NOT EXISTS (SELECT 1 FROM removal_marker)
+    BEGIN SELECT RAISE(ABORT, 'events are immutable: DELETE refused'); END;
+    CREATE TABLE erasures (
+        seq            INTEGER PRIMARY KEY,
+        erased_at      TEXT NOT NULL,            -- UTC, the events' fixed-width format
+        user_id_sha256 TEXT NOT NULL,            -- hex SHA-256 of the user_id, never the id itself
+        events_removed INTEGER NOT NULL,
+        key_name       TEXT NOT NULL,            -- the API key that asked, or 'cli'
+        suppressed     INTEGER NOT NULL          -- 1: later events of this user are refused
+    );
+    CREATE TRIGGER erasures_refuse_update BEFORE UPDATE ON erasures
+    BEGIN SELECT RAISE(ABORT, 'erasures are append-only: UPDATE refused'); END;
+    CREATE TRIGGER erasures_refuse_delete BEFORE DELETE ON erasures
+    BEGIN SELECT RAISE(ABORT, 'erasures are append-only: DELETE refused'); END;
+    CREATE TABLE suppressed_users (
+        user_id_sha256 TEXT PRIMARY KEY,
+        since          TEXT NOT NULL
+    );
     """,
 )
 
@@ -430,6 +463,52 @@ class SqliteEventRepository:
             conn.execute("SELECT 1 FROM events LIMIT 0")  # the schema is there (not dropped by hand)
         finally:
             conn.execute("ROLLBACK")
+
+    def iter_rows(self, f: EventFilter, chunk_rows: int) -> Iterator[list[EventRow]]:
+        # A connection of the export's own: a streamed response pulls chunks from changing threads, and the
+        # read transaction (one snapshot) must not be shared with other requests on a per-thread connection.
+        where, params = _where(f)
+        try:
+            conn = connect(self.path, read_only=True, busy_timeout_ms=self._busy_timeout_ms)
+            try:
+                conn.execute("BEGIN")
+                cursor = conn.execute(f"SELECT {_COLUMNS} FROM events{where} ORDER BY timestamp, event_id", params)
+                while rows := cursor.fetchmany(chunk_rows):
+                    yield rows
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise StorageError(f"{type(exc).__name__}: {exc}") from exc
+
+    @translate_errors
+    def erase_user(self, user_id: str, *, key_name: str, suppress: bool, at: datetime) -> Erasure:
+        return removal.erase_user(
+            self._connection(), self._begin_write, user_id, key_name=key_name, suppress=suppress, at=at
+        )
+
+    @translate_errors
+    def erasures(self) -> list[Erasure]:
+        return removal.erasures(self._connection())
+
+    @translate_errors
+    def suppressed_users(self) -> frozenset[str]:
+        return removal.suppressed_users(self._connection())
+
+    @translate_errors
+    def remove_before(self, cutoff: datetime, max_rows: int) -> int:
+        return removal.remove_before(self._connection(), self._begin_write, cutoff, max_rows)
+
+    @translate_errors
+    def count_before(self, cutoff: datetime) -> int:
+        return removal.count_before(self._connection(), cutoff)
+
+    @translate_errors
+    def oldest_timestamp(self) -> datetime | None:
+        return removal.oldest_timestamp(self._connection())
+
+    def retention_lock(self) -> AbstractContextManager[bool]:
+        # One writer at a time already: passes of two processes on one file take turns chunk by chunk.
+        return contextlib.nullcontext(True)
 
     @translate_errors
     def checkpoint(self, mode: CheckpointMode = "PASSIVE", wait_ms: int | None = None) -> tuple[int, int, int]:

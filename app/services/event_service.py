@@ -21,9 +21,11 @@ from app.repository.port import (
     EventPage,
     EventQuery,
     EventRepository,
+    EventRow,
     EventStats,
     StatsQuery,
 )
+from app.services.erasure import Suppressions, UserErased
 from app.services.event_limits import EventLimits, check_event
 from app.services.rejections import RejectionReason, Rejections
 from app.utc_text import to_utc_text
@@ -71,6 +73,9 @@ class EventDraft:
     event_id: UUID | None = None
     timestamp: datetime | None = None
     sent_at: datetime | None = None
+    # Set only by an import of events this or another store recorded: their original server time is kept,
+    # so export -> import -> export gives the same bytes. Clients never set it (the API has no such field).
+    received_at: datetime | None = None
     # Fields the client did not send as such but the mapping derived (PostHog's timestamp from `offset`).
     derived: frozenset[str] = frozenset()
 
@@ -126,6 +131,7 @@ class EventService:
         new_id: Callable[[], UUID] = _new_id,
         limits: EventLimits | None = None,
         rejections: Rejections | None = None,
+        suppressions: Suppressions | None = None,
     ) -> None:
         self._writer = writer
         self._repository = repository
@@ -135,6 +141,7 @@ class EventService:
         self._new_id = new_id
         self._limits = limits or EventLimits()
         self._rejections = rejections or Rejections(metrics, log)
+        self._suppressions = suppressions
 
     def now(self) -> datetime:
         return self._clock()
@@ -148,10 +155,12 @@ class EventService:
             source=draft.source,
             timestamp=draft.timestamp or received_at,
             metadata=draft.metadata,
-            received_at=received_at,
+            received_at=draft.received_at or received_at,
             sent_at=draft.sent_at,
         )
         check_event(event, self._limits)
+        if self._suppressions is not None and self._suppressions.refuses(event.user_id):
+            raise UserErased
         return event
 
     async def record_event(self, draft: EventDraft) -> AddResult:
@@ -251,6 +260,10 @@ class EventService:
     def export_events(self, event_filter: EventFilter) -> Iterator[UserActionEvent]:
         """Every matching event in (timestamp, event_id) order, a page at a time: no cap, constant memory."""
         return self._repository.iter_events(EventQuery(event_filter, limit=1000))
+
+    def export_rows(self, event_filter: EventFilter, chunk_rows: int) -> Iterator[list[EventRow]]:
+        """The same events as text columns, chunk_rows at a time (columnar exports: no object per event)."""
+        return self._repository.iter_rows(event_filter, chunk_rows)
 
     def stats(self, query: StatsQuery) -> EventStats:
         result = self._repository.stats(query)

@@ -27,6 +27,7 @@ class RejectionReason(StrEnum):
     TIMESTAMP_TOO_OLD = "timestamp_too_old"
     TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
     CONFLICT = "conflict"
+    USER_ERASED = "user_erased"
     UNAUTHENTICATED = "unauthenticated"
     FORBIDDEN = "forbidden"
     RATE_LIMITED = "rate_limited"
@@ -54,6 +55,7 @@ REJECTION_REASONS: MappingProxyType[RejectionReason, str] = MappingProxyType(
         _R.TIMESTAMP_TOO_OLD: "422: timestamp or sent_at before timestamp_min",
         _R.TIMESTAMP_OUT_OF_RANGE: "422: a timestamp that does not exist in UTC (e.g. year 1 with a positive offset)",
         _R.CONFLICT: "409: the event_id is stored with another payload",
+        _R.USER_ERASED: "422: the user was erased with suppression: later events of that user_id are refused",
         _R.UNAUTHENTICATED: "401: ingest without a valid API key (keys configured)",
         _R.FORBIDDEN: "403: ingest with a key that lacks the ingest scope",
         _R.RATE_LIMITED: "429: ingest over the key's (or the client address's) rate limit",

@@ -28,7 +28,7 @@ def test_help_shows_every_option_of_every_command_with_its_default() -> None:
                           timeout=30, check=True)  # fmt: skip
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
-    assert set(commands) == {"serve", "hash-key", "simulate", "report", "export"}
+    assert set(commands) == {"serve", "hash-key", "simulate", "report", "export", "import", "erase", "retention"}
     for name, sub in commands.items():
         line = next(line for line in done.stdout.splitlines() if line.strip().startswith(name))
         assert line

@@ -144,10 +144,17 @@ def test_gzip_bombs_with_a_wrong_key_keep_memory_and_health_bounded(
 
 def test_a_wrong_key_in_the_header_is_refused_before_the_body_is_read(keyed_server: ServerProcess) -> None:
     # Only part of the body is ever sent: an answer at once shows the key was checked before waiting for the rest.
-    for path, auth in (("/batch/", "Bearer wrong"), ("/e/", "Basic d3Jvbmc6"), ("/v1/batch", "Basic d3Jvbmc6")):
+    cases = (
+        ("/batch/", "Authorization: Bearer wrong\r\n"),
+        ("/e/", "Authorization: Basic d3Jvbmc6\r\n"),
+        ("/i/v0/e/?token=wrong", ""),
+        ("/v1/batch", "Authorization: Basic d3Jvbmc6\r\n"),
+        ("/v1/track", "Authorization: Bearer wrong\r\n"),
+    )
+    for path, auth in cases:
         with socket.create_connection(("127.0.0.1", keyed_server.port), timeout=5) as sock:
             sock.sendall(
-                f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\n"
+                f"POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\n"
                 'Content-Length: 100000\r\n\r\n{"batch": ['.encode()
             )
             status_line = sock.makefile("rb").readline()

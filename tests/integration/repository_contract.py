@@ -9,6 +9,7 @@ tests/integration/test_repository_backends.py holds the subclasses: in-memory, S
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -18,6 +19,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
+from app.json_codec import dump_json
 from app.models import UserActionEvent
 from app.repository.port import (
     AddResult,
@@ -27,6 +29,7 @@ from app.repository.port import (
     EventRepository,
     StatsQuery,
 )
+from app.utc_text import to_utc_text
 
 RepositoryFactory = Callable[[], EventRepository]
 
@@ -361,3 +364,88 @@ class RepositoryContract:
 
     def test_check_writable_passes_on_a_healthy_store(self, repository: EventRepository) -> None:
         repository.check_writable()
+
+    # -- rows for export --------------------------------------------------------------------------
+
+    def test_iter_rows_are_the_events_as_text_in_order_in_chunks(self, repository: EventRepository) -> None:
+        events = [
+            make_event(user_id=f"u{i % 3}", timestamp=T0 + timedelta(seconds=i), metadata={"i": i, "s": "é"})
+            for i in range(7)
+        ] + [make_event(sent_at=T0 + timedelta(microseconds=7), metadata={"big": 2**70})]
+        repository.add(events)
+        chunks = list(repository.iter_rows(EventFilter(), 3))
+        assert [len(c) for c in chunks] == [3, 3, 2]
+        expected = [
+            (str(e.event_id), e.user_id, e.action, e.source, to_utc_text(e.timestamp), to_utc_text(e.received_at),
+             to_utc_text(e.sent_at) if e.sent_at else None, dump_json(e.metadata))
+            for e in all_events(repository)
+        ]  # fmt: skip
+        assert [tuple(r) for c in chunks for r in c] == expected
+        only_u1 = [r for c in repository.iter_rows(EventFilter(user_id="u1"), 100) for r in c]
+        assert {r[1] for r in only_u1} == {"u1"}
+        assert len(only_u1) == 3  # i = 1, 4 and the last one
+
+    # -- erasure ----------------------------------------------------------------------------------
+
+    def test_erasure_removes_every_event_of_the_user_and_only_those(self, repository: EventRepository) -> None:
+        mine = [make_event(user_id="erase-me", timestamp=T0 + timedelta(minutes=i)) for i in range(3)]
+        others = [make_event(user_id="keep-me"), make_event(user_id="erase-me-not")]
+        repository.add(mine + others)
+        erasure = repository.erase_user("erase-me", key_name="ops", suppress=False, at=T0)
+        assert erasure.events_removed == 3
+        assert erasure.user_id_sha256 == hashlib.sha256(b"erase-me").hexdigest()
+        assert {e.user_id for e in all_events(repository)} == {"keep-me", "erase-me-not"}
+        assert all(repository.get(e.event_id) is None for e in mine)
+        assert repository.stats(StatsQuery()).total == 2
+
+    def test_a_second_erasure_removes_nothing_and_both_are_recorded(self, repository: EventRepository) -> None:
+        repository.add([make_event(user_id="twice")])
+        first = repository.erase_user("twice", key_name="ops", suppress=False, at=T0)
+        second = repository.erase_user("twice", key_name="cli", suppress=True, at=T0 + timedelta(seconds=1))
+        assert (first.events_removed, second.events_removed) == (1, 0)
+        recorded = repository.erasures()
+        assert recorded == [first, second]
+        assert [(r.key_name, r.suppressed, r.erased_at) for r in recorded] == [
+            ("ops", False, T0),
+            ("cli", True, T0 + timedelta(seconds=1)),
+        ]
+        assert "twice" not in repr(recorded)  # the digest, never the id
+
+    def test_suppressed_users_are_listed_by_digest(self, repository: EventRepository) -> None:
+        assert repository.suppressed_users() == frozenset()
+        repository.erase_user("quiet", key_name="ops", suppress=True, at=T0)
+        repository.erase_user("loud", key_name="ops", suppress=False, at=T0)
+        repository.erase_user("quiet", key_name="ops", suppress=True, at=T0)
+        assert repository.suppressed_users() == {hashlib.sha256(b"quiet").hexdigest()}
+
+    def test_an_erased_user_may_send_again_when_not_suppressed(self, repository: EventRepository) -> None:
+        repository.add([make_event(user_id="back")])
+        repository.erase_user("back", key_name="ops", suppress=False, at=T0)
+        again = make_event(user_id="back")
+        assert repository.add([again])[0].status is AddStatus.ACCEPTED
+        assert all_events(repository) == [again]
+
+    # -- retention --------------------------------------------------------------------------------
+
+    def test_remove_before_takes_the_oldest_first_at_most_max_rows(self, repository: EventRepository) -> None:
+        events = [make_event(timestamp=T0 + timedelta(hours=i)) for i in range(10)]
+        repository.add(events)
+        cutoff = T0 + timedelta(hours=6)  # events 0..5 are older
+        assert repository.count_before(cutoff) == 6
+        assert repository.oldest_timestamp() == T0
+        assert repository.remove_before(cutoff, 4) == 4
+        assert repository.oldest_timestamp() == T0 + timedelta(hours=4)
+        assert repository.remove_before(cutoff, 4) == 2
+        assert repository.remove_before(cutoff, 4) == 0
+        assert [e.event_id for e in all_events(repository)] == [e.event_id for e in events[6:]]
+        assert repository.count_before(cutoff) == 0
+
+    def test_oldest_timestamp_of_an_empty_store_is_none(self, repository: EventRepository) -> None:
+        assert repository.oldest_timestamp() is None
+        assert repository.remove_before(T0, 10) == 0
+
+    def test_retention_lock_is_granted_to_a_lone_pass(self, repository: EventRepository) -> None:
+        with repository.retention_lock() as held:
+            assert held is True
+        with repository.retention_lock() as again:
+            assert again is True  # released after the pass

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 
+from app.api.access import ApiKey
 from app.api.compat.ingest import SdkProblem
 from app.api.problems import ApiProblem
-from app.api.security import authorize, bearer_token
+from app.api.security import authorize, bearer_from
 
 _UNAUTHENTICATED = (
     "A valid write key with the ingest scope is required: as the HTTP Basic user (Segment), "
@@ -32,9 +34,24 @@ def basic_auth_user(header: str | None) -> str | None:
     return user or None
 
 
-def header_key(request: Request) -> str | None:
-    """A key sent in the Authorization header: the Basic user, else a bearer token."""
-    return basic_auth_user(request.headers.get("authorization")) or bearer_token(request)
+def key_before_body(authorization: str | None, query_string: bytes, query_key: str | None) -> str | None:
+    """A key that can be checked before the body is read: the Basic user, a bearer token, or `query_key`."""
+    key = basic_auth_user(authorization) or bearer_from(authorization)
+    if key is None and query_key is not None:
+        key = QueryParams(query_string).get(query_key) or None
+    return key
+
+
+def checked_before_body(request: Request) -> bool:
+    """True when the edge found and accepted the key before the body (key_before_body); then the route
+    neither looks for one in the body nor reads the body out of the shared decoding budget."""
+    return isinstance(request.scope.get("state", {}).get("api_key"), ApiKey)
+
+
+def sdk_refusal(exc: ApiProblem) -> SdkProblem:
+    """An access refusal in the SDKs' form: the `code` and `message` keys, the ways an SDK may send its key."""
+    detail = _UNAUTHENTICATED if exc.status == 401 else exc.detail
+    return SdkProblem(exc.status, exc.slug, detail, headers=exc.headers)
 
 
 def check_ingest_key(request: Request, key: str | None) -> None:
@@ -46,5 +63,4 @@ def check_ingest_key(request: Request, key: str | None) -> None:
     try:
         authorize(request, key, "ingest")
     except ApiProblem as exc:
-        detail = _UNAUTHENTICATED if exc.status == 401 else exc.detail
-        raise SdkProblem(exc.status, exc.slug, detail, headers=exc.headers) from exc
+        raise sdk_refusal(exc) from exc

@@ -20,7 +20,7 @@ from starlette.responses import Response
 
 from app.api.compat.inflate import BodyDecoder, Reservation, inflate, parsed_size_estimate, read_wire
 from app.api.compat.ingest import SdkProblem, body_problems, ingest_messages, parse_json, report_response
-from app.api.compat.keys import check_ingest_key, header_key
+from app.api.compat.keys import check_ingest_key, checked_before_body
 from app.api.compat.sdk_mapping import posthog_event_to_draft
 from app.api.deps import DecoderDep, ServiceDep, SettingsDep, runtime_of
 from app.api.policy import POSTHOG_INGEST
@@ -123,11 +123,9 @@ def _batch_sent_at(body: Any, request: Request) -> Any:
 
 
 async def _capture(request: Request, service: ServiceDep, settings: SettingsDep, decoder: DecoderDep) -> Response:
-    early_key = request.query_params.get("token") or header_key(request)
-    if early_key:  # refused before the body is read
-        check_ingest_key(request, early_key)
-    # The key is in the body: until it is checked, what the body holds comes out of the shared budget.
-    reservation = None if early_key else decoder.reservation()
+    # Without a key checked before the body (by the edge), the key is in the body: until it is checked, what
+    # the body holds comes out of the shared budget.
+    reservation = None if checked_before_body(request) else decoder.reservation()
     try:
         return await _record(request, service, settings, decoder, reservation)
     finally:

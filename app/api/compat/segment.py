@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.api.compat.ingest import SdkProblem, ingest_messages, read_json_body, report_response
-from app.api.compat.keys import check_ingest_key, header_key
+from app.api.compat.keys import check_ingest_key, checked_before_body
 from app.api.compat.sdk_mapping import segment_message_to_draft
 from app.api.deps import DecoderDep, ServiceDep, SettingsDep, runtime_of
 from app.api.policy import SEGMENT_INGEST
@@ -36,21 +36,19 @@ _RESPONSES = problem_responses(400, 401, 403, 413, 415, 429, 503)
 async def _ingest(
     request: Request, service: ServiceDep, settings: SettingsDep, decoder: DecoderDep, kind: str | None
 ) -> Response:
-    key = header_key(request)
-    if key is not None:  # refused before the body is read
-        check_ingest_key(request, key)
+    key_checked = checked_before_body(request)  # the Basic user (or a bearer key), by the edge
     body = await read_json_body(
         request,
         decoder,
         limit=MAX_EVENT_BYTES if kind else MAX_BATCH_BYTES,
         too_large_status=400,
-        key_checked=key is not None,
+        key_checked=key_checked,
         rejections=runtime_of(request).rejections,
         sdk="segment",
     )
     if not isinstance(body, dict):
         raise SdkProblem(400, "invalid-body", "The body must be a JSON object.")
-    if key is None:
+    if not key_checked:
         write_key = body.get("writeKey")
         check_ingest_key(request, write_key if isinstance(write_key, str) else None)
     if kind is None:
