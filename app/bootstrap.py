@@ -17,12 +17,15 @@ from typing import Any
 
 from app.api.access import AccessGuard, KeyRing, TokenBucketLimiter
 from app.api.compat.inflate import BodyDecoder
+from app.api.read_capacity import ReadCapacity
 from app.config import Settings
 from app.observability.logs import LineLog, configure_logging, get_logger
 from app.observability.metrics import PrometheusMetrics
 from app.repository import open_repository
 from app.repository.group_commit import GroupCommitWriter, WriterMetrics
 from app.repository.port import EventRepository
+from app.repository.sqlite import SqliteEventRepository
+from app.repository.sqlite_wal import WalBound, WalMetrics
 from app.repository.writer_client import WriterClient
 from app.services.erasure import Suppressions
 from app.services.event_limits import EventLimits
@@ -41,8 +44,11 @@ def open_store(settings: Settings) -> EventRepository:
         settings.database_url,
         synchronous=settings.sqlite_synchronous,
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        wal_size_limit=settings.sqlite_wal_checkpoint_bytes or None,
         postgres_pool_max_size=settings.postgres_pool_max_size,
         postgres_acquire_timeout_s=settings.postgres_acquire_timeout_s,
+        postgres_read_pool_max_size=settings.read_concurrency,
+        read_statement_timeout_s=settings.read_statement_timeout_s or None,
         postgres_startup_timeout_s=settings.postgres_startup_timeout_s,
     )
 
@@ -65,10 +71,29 @@ def access_guard(settings: Settings, rejections: Rejections) -> AccessGuard:
     return AccessGuard(KeyRing(settings.api_keys), limiter, rejections)
 
 
-def group_commit_writer(settings: Settings, repository: EventRepository, metrics: WriterMetrics) -> GroupCommitWriter:
+def wal_bound(settings: Settings, repository: EventRepository, metrics: WalMetrics) -> WalBound | None:
+    """SQLite's WAL is kept bounded by checkpoints the writer runs between its commits."""
+    if not isinstance(repository, SqliteEventRepository):
+        return None
+    return WalBound(
+        repository.path,
+        repository.checkpoint,
+        metrics,
+        checkpoint_bytes=settings.sqlite_wal_checkpoint_bytes,
+        max_bytes=settings.sqlite_wal_max_bytes,
+    )
+
+
+def group_commit_writer(
+    settings: Settings, repository: EventRepository, metrics: WriterMetrics, between_commits: WalBound | None
+) -> GroupCommitWriter:
     """The writer over a repository: in each process (thread), or in the writer process `serve` runs."""
     return GroupCommitWriter(
-        repository, metrics, max_queue=settings.write_queue_max, max_batch=settings.commit_batch_max
+        repository,
+        metrics,
+        max_queue=settings.write_queue_max,
+        max_batch=settings.commit_batch_max,
+        between_commits=between_commits,
     )
 
 
@@ -92,6 +117,7 @@ class Runtime:
     line_log: LineLog  # the same lines, cheaper: those written for every request and every event
     rejections: Rejections
     access: AccessGuard
+    reads: ReadCapacity
     open_repository: Callable[[Settings], EventRepository] = open_store
     _storage: Storage | None = None
 
@@ -102,10 +128,15 @@ class Runtime:
         settings = self.settings
         repository = self.open_repository(settings)
         writer: GroupCommitWriter | WriterClient
+        self.metrics_wal_limit(repository)
         if settings.writer_socket:
-            writer = WriterClient(Path(settings.writer_socket), self.metrics, capacity=settings.write_queue_max)
+            # The writer process bounds the WAL between its commits and reports its size and checkpoints.
+            socket_path = Path(settings.writer_socket)
+            capacity = settings.write_queue_max
+            writer = WriterClient(socket_path, self.metrics, capacity=capacity, wal_metrics=self.metrics)
         else:
-            writer = group_commit_writer(settings, repository, self.metrics)
+            bound = wal_bound(settings, repository, self.metrics)
+            writer = group_commit_writer(settings, repository, self.metrics, bound)
         suppressions = Suppressions(repository.suppressed_users)
         suppressions.refresh()
         service = EventService(
@@ -127,6 +158,10 @@ class Runtime:
         decoder = BodyDecoder(settings.sdk_decode_budget_bytes)
         self._storage = Storage(repository, writer, service, decoder, suppressions, lifecycle)
         return self._storage
+
+    def metrics_wal_limit(self, repository: EventRepository) -> None:
+        if isinstance(repository, SqliteEventRepository):
+            self.metrics.wal_limit(self.settings.sqlite_wal_max_bytes)
 
     def stop(self) -> bool:
         """Commit what is queued (within shutdown_timeout_s), close the repository. True when drained."""
@@ -190,5 +225,8 @@ def build_runtime(
         line_log=line_log,
         rejections=rejections,
         access=access_guard(settings, rejections),
+        reads=ReadCapacity(
+            concurrency=settings.read_concurrency, queue_max=settings.read_queue_max, wait_s=settings.read_queue_wait_s
+        ),
         open_repository=open_repository,
     )

@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("socket", type=Path)
     args = parser.parse_args(argv)
 
-    from app.bootstrap import group_commit_writer, open_store
+    from app.bootstrap import group_commit_writer, open_store, wal_bound
     from app.config import Settings
     from app.observability.gc_tuning import freeze_startup_heap
     from app.observability.logs import configure_logging, get_logger
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     log = get_logger("telemetry.writer")
     repository = open_store(settings)
     commits = ReportedCommits()
-    writer = group_commit_writer(settings, repository, commits)
+    writer = group_commit_writer(settings, repository, commits, wal_bound(settings, repository, commits))
     log.info("writer_process_started", pid=os.getpid())
     freeze_startup_heap()
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,9 @@ import orjson
 
 from app.models import UserActionEvent
 from app.repository import writer_protocol as wire
-from app.repository.group_commit import WriteQueueFull, WriterClosed, WriterMetrics
+from app.repository.group_commit import _FAILURE_MEMORY_S, WriteQueueFull, WriterClosed, WriterMetrics
 from app.repository.port import AddResult, StorageUnavailable
+from app.repository.sqlite_wal import WalMetrics
 
 _WRITE_BUFFER_HIGH = 4 * 2**20  # bytes queued for the socket before an append waits for it to drain
 
@@ -41,19 +43,31 @@ class _Connection:
 
 
 class WriterClient:
-    def __init__(self, socket_path: Path, metrics: WriterMetrics, *, capacity: int) -> None:
+    def __init__(
+        self, socket_path: Path, metrics: WriterMetrics, *, capacity: int, wal_metrics: WalMetrics | None = None
+    ) -> None:
         self._socket_path = socket_path
         self._metrics = metrics
+        self._wal_metrics = wal_metrics  # where the writer process's WAL size and checkpoints are reported
         self._capacity = capacity
         self._numbers = itertools.count(1)
         self._connection: _Connection | None = None
         self._connecting: asyncio.Lock | None = None
         self._closing = False
+        self._last_failure: tuple[float, str] | None = None
         self._metrics.queue_depth(0, capacity)
 
     @property
     def alive(self) -> bool:
         return not self._closing
+
+    def recent_failure(self, within_s: float = _FAILURE_MEMORY_S) -> str | None:
+        """Why the writer process's last commit (or its connection) failed, if within `within_s` and no
+        commit has succeeded since: the same readiness signal as GroupCommitWriter.recent_failure."""
+        failure = self._last_failure
+        if failure is None or time.monotonic() - failure[0] > within_s:
+            return None
+        return failure[1]
 
     async def append(self, events: Sequence[UserActionEvent]) -> list[AddResult]:
         """Store events; returns one result per event after the writer process has committed them."""
@@ -107,6 +121,8 @@ class WriterClient:
                 self._connection = None
             connection.stream.close()
             failure = StorageUnavailable(f"{reason}: the events may not be stored; send them again")
+            if connection.pending:
+                self._last_failure = (time.monotonic(), reason)
             for in_flight in connection.pending.values():
                 if not in_flight.future.done():
                     in_flight.future.set_exception(failure)
@@ -117,13 +133,19 @@ class WriterClient:
         number, ok = message[0], message[1]
         if number == wire.DEPTH:
             self._metrics.queue_depth(int(message[2]), self._capacity)
+            if message[3] is not None and self._wal_metrics is not None:
+                self._wal_metrics.wal_size(int(message[3]))
             return
-        for size, seconds in message[-1]:
-            self._metrics.committed(int(size), seconds)
+        for report in message[-1]:
+            if report[0] >= 0:
+                self._metrics.committed(int(report[0]), report[1])
+            elif self._wal_metrics is not None:
+                self._wal_metrics.wal_checkpointed(report[1], bool(report[2]))
         in_flight = connection.pending.pop(number)
         if in_flight.future.done():  # the client went away; its events are stored all the same
             return
         if ok:
+            self._last_failure = None
             in_flight.future.set_result(wire.decode_results(message[2], in_flight.events))
             return
         kind, text = message[2], message[3]
@@ -133,6 +155,7 @@ class WriterClient:
         elif kind == "closed":
             in_flight.future.set_exception(WriterClosed(text))
         else:
+            self._last_failure = (time.monotonic(), text)
             in_flight.future.set_exception(StorageUnavailable(text))
 
     def close(self, timeout_s: float = 20.0) -> bool:

@@ -43,7 +43,9 @@ class ReportedCommits:
 
     def __init__(self) -> None:
         self._commits: deque[list[float]] = deque()
+        self._checkpoints: deque[list[float]] = deque()
         self._depth = 0
+        self._wal_size: int | None = None
         self.depth_changed = threading.Event()
 
     @property
@@ -61,10 +63,25 @@ class ReportedCommits:
     def committed(self, batch_size: int, duration_s: float) -> None:
         self._commits.append([batch_size, duration_s])  # deque.append: safe from the writer thread
 
+    def wal_size(self, size_bytes: int) -> None:
+        # Like the depth: the latest value, pushed by the depth thread.
+        self._wal_size = size_bytes
+        self.depth_changed.set()
+
+    def wal_checkpointed(self, duration_s: float, complete: bool) -> None:
+        self._checkpoints.append([duration_s, 1.0 if complete else 0.0])
+
+    @property
+    def gauges(self) -> tuple[int, int | None]:
+        return self._depth, self._wal_size
+
     def take(self) -> wire.Commits:
+        """Commits and WAL checkpoints since the last frame: [[events, seconds]...] + [["checkpoint", s, complete]]."""
         taken: wire.Commits = []
         while self._commits:
             taken.append(self._commits.popleft())
+        while self._checkpoints:
+            taken.append([-1.0, *self._checkpoints.popleft()])
         return taken
 
 
@@ -102,7 +119,7 @@ class WriterServer:
 
     def _push_depth(self) -> None:
         """Send the latest queue depth to the oldest connection whenever it changes (or that connection does)."""
-        told: tuple[socket.socket, int] | None = None
+        told: tuple[socket.socket, tuple[int, int | None]] | None = None
         while not self._closed:
             self._commits.depth_changed.wait(1.0)
             self._commits.depth_changed.clear()
@@ -111,12 +128,12 @@ class WriterServer:
             if first is None:
                 continue
             conn, send_lock = first
-            depth = self._commits.depth
-            if told == (conn, depth):
+            gauges = self._commits.gauges
+            if told == (conn, gauges):
                 continue
             with send_lock, contextlib.suppress(OSError):
-                conn.sendall(wire.depth(depth))
-            told = (conn, depth)
+                conn.sendall(wire.depth(*gauges))
+            told = (conn, gauges)
             # A gauge, scraped every few seconds: at most this many updates a second, not two per request.
             time.sleep(_DEPTH_INTERVAL_S)
 

@@ -8,11 +8,13 @@ may have many requests in flight on it; answers come back in commit order, match
     answer   [n, true, [result, ...], commits] result = [status] for an accepted event (it is the one sent),
                                                         [status, conflicting_fields, stored row] otherwise
     refusal  [n, false, kind, message, commits] kind = "queue_full" | "closed" | "unavailable"
-    depth    [0, "queue_depth", events]        unasked, to one connection: events waiting for commit
+    depth    [0, "queue_depth", events, wal]   unasked, to one connection: events waiting for commit, and
+                                               the WAL's size in bytes (null off SQLite)
 
 An answer is sent only after the transaction holding the request's events has committed. `commits` lists
-[events, seconds] of the transactions committed since the previous frame on any connection: each
-transaction is reported once, so the workers' `committed` metrics add up to the writer's.
+[events, seconds] of the transactions committed since the previous frame on any connection (and
+[-1, seconds, complete] of its WAL checkpoints): each is reported once, so the workers' metrics add up to
+the writer's.
 Times are RFC 3339 UTC text ("Z"); metadata is the JSON object itself, or its JSON text (a string) in the
 rare case orjson cannot write it (an integer past 64 bits). One orjson call encodes a whole request.
 """
@@ -104,8 +106,8 @@ def _rows_frame(head: list[Any], rows: list[Row], tail: list[Any]) -> bytes:
 DEPTH = 0  # request numbers start at 1: 0 marks a pushed queue depth
 
 
-def depth(events: int) -> bytes:
-    return frame([DEPTH, "queue_depth", events])
+def depth(events: int, wal_bytes: int | None) -> bytes:
+    return frame([DEPTH, "queue_depth", events, wal_bytes])
 
 
 def request(number: int, events: Sequence[UserActionEvent]) -> bytes:
