@@ -49,20 +49,25 @@ def load_property(db: Database, key: str, table: str) -> None:
     """Build engine table `table` (seq, value, type, unit): key's value in every event whose metadata holds
     it, and the event's currency or unit (NULL when it names none)."""
     needle = json.dumps(key)  # the key as it appears quoted in the JSON text (a superset: values match too)
-    from analysis.load import store_batches
+    from analysis.load import CHUNK_ROWS, store_batches
 
     units = "coalesce(" + ", ".join("json_extract_string(metadata, ?)" for _ in UNIT_KEYS) + ")"
+    paths = [json_path(key)] * 2 + [json_path(u) for u in UNIT_KEYS] + [json_path(key)]
+    first, last = (int(v) for v in db.store_rows(db.sql.seq_bounds)[0])
     engine = db.engine().cursor()
     try:
-        with store_batches(db, db.sql.metadata_naming, (needle,)) as found:
-            engine.register("found", found)
-            engine.execute(
-                f"""CREATE TABLE {table} AS
-                    SELECT seq, json_extract_string(metadata, ?) AS value, json_type(metadata, ?) AS type,
-                           {units} AS unit
-                    FROM found WHERE json_type(metadata, ?) IS NOT NULL""",
-                [json_path(key)] * 2 + [json_path(u) for u in UNIT_KEYS] + [json_path(key)],
-            )
-            engine.unregister("found")
+        engine.execute(f"CREATE TABLE {table} (seq BIGINT, value VARCHAR, type VARCHAR, unit VARCHAR)")
+        # Seq ranges one after the other: a key present in every event would otherwise come back as one
+        # result the PostgreSQL driver holds whole (all the metadata text at once).
+        for low in range(first, last + 1, CHUNK_ROWS):
+            with store_batches(db, db.sql.metadata_naming, (low, low + CHUNK_ROWS, needle)) as found:
+                engine.register("found", found)
+                engine.execute(
+                    f"""INSERT INTO {table}
+                        SELECT seq, json_extract_string(metadata, ?), json_type(metadata, ?), {units}
+                        FROM found WHERE json_type(metadata, ?) IS NOT NULL""",
+                    paths,
+                )
+                engine.unregister("found")
     finally:
         engine.close()

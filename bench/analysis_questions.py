@@ -1,7 +1,11 @@
 """Every question the report asks of the analysis package, once, timed one by one (run by
 bench.analysis_bench --mode package in a child process, so that its peak RSS is measured alone).
 
-    python -m bench.analysis_questions DATABASE_URL
+    python -m bench.analysis_questions DATABASE_URL [--legacy]
+
+--legacy: only the 13 questions the issue 5 notebook asked, under the names both the old package (SQL on
+the store) and this one (DuckDB) give them, so the two can be timed on the same data: run it with
+PYTHONPATH pointing at a checkout of either.
 """
 
 from __future__ import annotations
@@ -61,12 +65,32 @@ def questions() -> dict[str, Callable[[Database], Any]]:
     }
 
 
+LEGACY = (
+    "overview",
+    "duplicate_event_ids",
+    "probable_retries",
+    "delivery_delay",
+    "missing_values",
+    "action_counts",
+    "actions_by_source",
+    "daily/weekly active users",
+    "events_per_user",
+    "hourly_series",
+    "metadata value_counts",
+    "funnel",
+    "retention week",
+)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     started = time.perf_counter()
     cpu_started = time.process_time()
+    chosen = questions()
+    if "--legacy" in args:
+        chosen = {name: chosen[name] for name in LEGACY}
     with connect(args[0]) as db:
-        for name, question in questions().items():
+        for name, question in chosen.items():
             begun, cpu = time.perf_counter(), time.process_time()
             question(db)
             print(f"  {name:<28} {time.perf_counter() - begun:6.2f} s wall {time.process_time() - cpu:6.2f} s CPU")

@@ -18,7 +18,9 @@ QUERIES = StoreQueries(
         SELECT seq, metadata_text AS metadata FROM events
         WHERE seq = ANY(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)::bigint)) ORDER BY seq
     """,
-    metadata_naming="SELECT seq, metadata_text AS metadata FROM events WHERE strpos(metadata_text, $1) > 0",
+    metadata_naming="""
+        SELECT seq, metadata_text AS metadata FROM events WHERE seq >= $1 AND seq < $2 AND strpos(metadata_text, $3) > 0
+    """,
     duplicate_event_ids="""
         SELECT COUNT(*) AS ids, COALESCE(SUM(n - 1), 0)::bigint AS extra_rows
         FROM (SELECT COUNT(*) AS n FROM events GROUP BY event_id HAVING COUNT(*) > 1) AS repeated

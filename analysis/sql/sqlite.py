@@ -13,7 +13,7 @@ QUERIES = StoreQueries(
     """,
     metadata_of="SELECT seq, metadata FROM events WHERE seq IN (SELECT value FROM json_each(?)) ORDER BY seq",
     # instr() is a byte search, far cheaper than parsing JSON; the engine parses what it finds.
-    metadata_naming="SELECT seq, metadata FROM events WHERE instr(metadata, ?) > 0",
+    metadata_naming="SELECT seq, metadata FROM events WHERE seq >= ? AND seq < ? AND instr(metadata, ?) > 0",
     duplicate_event_ids="""
         SELECT COUNT(*) AS ids, COALESCE(SUM(n - 1), 0) AS extra_rows
         FROM (SELECT COUNT(*) AS n FROM events GROUP BY event_id HAVING COUNT(*) > 1)

@@ -16,7 +16,8 @@ class StoreQueries:
     events_between: str
     # seq, metadata of the rows whose seq is in a JSON array of integers (one parameter, ADBC style).
     metadata_of: str
-    # seq, metadata of every row whose metadata text holds a quoted key (one parameter, ADBC style).
+    # seq, metadata of the rows with low <= seq < high whose metadata text holds a quoted key (three
+    # parameters, ADBC style).
     metadata_naming: str
     # One row: ids (event_ids stored more than once), extra_rows.
     duplicate_event_ids: str

@@ -4,19 +4,20 @@ The events table refuses DELETE unless a row exists in removal_marker. Each remo
 after BEGIN IMMEDIATE and deletes it again before COMMIT, so it exists only inside the removal's own
 transaction: SQLite has one writer at a time, and no other connection ever sees the marker.
 
-secure_delete is on for the removing connection: SQLite overwrites the removed rows (and their index
-entries) with zeros in the pages it writes, instead of leaving them in free space. Those pages go to the WAL
-first; an erasure then runs a TRUNCATE checkpoint, which copies them into the database file and empties the
-WAL, so the erased values are gone from both files once erase_user returns (if a long reader blocks the
-checkpoint, at the next checkpoint the service makes). secure_delete rather than incremental vacuum: it
-needs no auto_vacuum mode fixed at creation (existing files keep working) and zeros the data in place,
-where a vacuum would only move free pages to the end of the file.
+secure_delete is on for an erasure: SQLite overwrites the removed rows (and their index entries) with
+zeros in the pages it writes, instead of leaving them in free space. Those pages go to the WAL first; the
+erasure then runs a TRUNCATE checkpoint, which copies them into the database file and empties the WAL, so
+the erased values are gone from both files once erase_user returns (if long readers keep that checkpoint
+from finishing, at the next TRUNCATE checkpoint: the service makes one when it stops). secure_delete
+rather than incremental vacuum: it needs no auto_vacuum mode fixed at creation (existing files keep
+working) and zeros the data in place, where a vacuum would only move free pages to the end of the file.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Literal
@@ -66,10 +67,23 @@ def erase_user(
                 "INSERT INTO suppressed_users (user_id_sha256, since) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 (digest, to_utc_text(at)),
             )
-    # Out of the WAL and into the zeroed pages of the file now, not whenever the WAL is next reused.
-    with contextlib.suppress(sqlite3.OperationalError):  # busy: the periodic checkpoint does it
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    _truncate_wal(conn)
     return Erasure(at, digest, removed, key_name, suppress)
+
+
+def _truncate_wal(conn: sqlite3.Connection, attempts: int = 5) -> bool:
+    """Copy the WAL into the file and empty it, so the erased rows' old page images leave the WAL now.
+
+    A reader in the middle of a long snapshot keeps the checkpoint from finishing: a few tries, then the
+    pages wait for a later TRUNCATE checkpoint (the service makes one when it stops). True when done.
+    """
+    for attempt in range(attempts):
+        with contextlib.suppress(sqlite3.OperationalError):
+            row = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if row is not None and int(row[0]) == 0:  # (busy, log frames, checkpointed frames)
+                return True
+        time.sleep(0.05 * (attempt + 1))
+    return False
 
 
 def erasures(conn: sqlite3.Connection) -> list[Erasure]:
