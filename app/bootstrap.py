@@ -16,12 +16,15 @@ from typing import Any
 
 from app.api.access import AccessGuard, KeyRing, TokenBucketLimiter
 from app.api.compat.inflate import BodyDecoder
+from app.api.read_capacity import ReadCapacity
 from app.config import Settings
 from app.observability.logs import configure_logging, get_logger
 from app.observability.metrics import PrometheusMetrics
 from app.repository import open_repository
 from app.repository.group_commit import GroupCommitWriter
 from app.repository.port import EventRepository
+from app.repository.sqlite import SqliteEventRepository
+from app.repository.sqlite_wal import WalBound
 from app.services.erasure import Suppressions
 from app.services.event_limits import EventLimits
 from app.services.event_service import EventService
@@ -39,8 +42,11 @@ def open_store(settings: Settings) -> EventRepository:
         settings.database_url,
         synchronous=settings.sqlite_synchronous,
         busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+        wal_size_limit=settings.sqlite_wal_checkpoint_bytes or None,
         postgres_pool_max_size=settings.postgres_pool_max_size,
         postgres_acquire_timeout_s=settings.postgres_acquire_timeout_s,
+        postgres_read_pool_max_size=settings.read_concurrency,
+        read_statement_timeout_s=settings.read_statement_timeout_s or None,
         postgres_startup_timeout_s=settings.postgres_startup_timeout_s,
     )
 
@@ -82,6 +88,7 @@ class Runtime:
     log: Any  # a structlog logger: info/warning with key-value fields
     rejections: Rejections
     access: AccessGuard
+    reads: ReadCapacity
     open_repository: Callable[[Settings], EventRepository] = open_store
     _storage: Storage | None = None
 
@@ -92,7 +99,11 @@ class Runtime:
         settings = self.settings
         repository = self.open_repository(settings)
         writer = GroupCommitWriter(
-            repository, self.metrics, max_queue=settings.write_queue_max, max_batch=settings.commit_batch_max
+            repository,
+            self.metrics,
+            max_queue=settings.write_queue_max,
+            max_batch=settings.commit_batch_max,
+            between_commits=self._wal_bound(repository),
         )
         suppressions = Suppressions(repository.suppressed_users)
         suppressions.refresh()
@@ -115,6 +126,19 @@ class Runtime:
         decoder = BodyDecoder(settings.sdk_decode_budget_bytes)
         self._storage = Storage(repository, writer, service, decoder, suppressions, lifecycle)
         return self._storage
+
+    def _wal_bound(self, repository: EventRepository) -> WalBound | None:
+        """SQLite's WAL is kept bounded by checkpoints the writer runs between its commits."""
+        if not isinstance(repository, SqliteEventRepository):
+            return None
+        self.metrics.wal_limit(self.settings.sqlite_wal_max_bytes)
+        return WalBound(
+            repository.path,
+            repository.checkpoint,
+            self.metrics,
+            checkpoint_bytes=self.settings.sqlite_wal_checkpoint_bytes,
+            max_bytes=self.settings.sqlite_wal_max_bytes,
+        )
 
     def stop(self) -> bool:
         """Commit what is queued (within shutdown_timeout_s), close the repository. True when drained."""
@@ -168,5 +192,8 @@ def build_runtime(
         log=log,
         rejections=rejections,
         access=access_guard(settings, rejections),
+        reads=ReadCapacity(
+            concurrency=settings.read_concurrency, queue_max=settings.read_queue_max, wait_s=settings.read_queue_wait_s
+        ),
         open_repository=open_repository,
     )

@@ -66,6 +66,18 @@ class Settings(BaseSettings):
     sqlite_busy_timeout_ms: int = Field(
         default=5000, ge=0, description="How long a connection waits for SQLite's write lock held by another process."
     )
+    sqlite_wal_max_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Bound on the SQLite write-ahead log (telemetry.db-wal): past half of it the writer's"
+        " checkpoints wait for readers; telemetry_sqlite_wal_limit_bytes, which TelemetrySqliteWalTooLarge uses.",
+    )
+    sqlite_wal_checkpoint_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=0,
+        description="Once the WAL passes this size, the writer checkpoints between group commits, and a log that"
+        " restarts is cut back to it (journal_size_limit). 0: off: the WAL then grows without bound under load.",
+    )
     write_queue_max: int = Field(
         default=10_000, ge=1, description="Events waiting for commit before ingestion answers 503."
     )
@@ -179,6 +191,29 @@ class Settings(BaseSettings):
         default="otlp",
         validation_alias="OTEL_TRACES_EXPORTER",
         description="Where spans go when tracing is on: OTLP over HTTP (OTEL_EXPORTER_OTLP_ENDPOINT), stderr, nowhere.",
+    )
+    read_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description="Reads (GET /v1/events..., /v1/stats, export pages) run at once, on threads of their own,"
+        " so health, metrics and ingest never wait behind them.",
+    )
+    read_queue_max: int = Field(
+        default=32, ge=0, description="Reads waiting for a turn; past that a read answers 503 + Retry-After."
+    )
+    read_queue_wait_s: float = Field(
+        default=10.0, gt=0, description="Longest a read waits for a turn before 503 + Retry-After."
+    )
+    read_statement_timeout_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="PostgreSQL: longest one read statement may run before it is cancelled (503). Reads and"
+        " exports use a pool of their own, read_concurrency connections, apart from the writer's. 0: no limit.",
+    )
+    stats_max_buckets: int = Field(
+        default=10_000,
+        ge=1,
+        description="Most time buckets one GET /v1/stats returns (10,000 hours is ~14 months); past it: 422.",
     )
     postgres_pool_max_size: int = Field(default=8, ge=1, description="PostgreSQL connections per process, at most.")
     postgres_startup_timeout_s: float = Field(

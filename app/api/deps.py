@@ -9,6 +9,7 @@ from fastapi import Depends, FastAPI, Query, Request
 
 from app.api.compat.inflate import BodyDecoder
 from app.api.problems import ApiProblem, problem_responses
+from app.api.read_capacity import ReadCapacity
 from app.api.schemas import PLAIN_TEXT, UtcDatetime
 from app.bootstrap import Runtime
 from app.config import Settings
@@ -37,12 +38,17 @@ async def get_settings(request: Request) -> Settings:
     return runtime_of(request).settings
 
 
+async def get_reads(request: Request) -> ReadCapacity:
+    return runtime_of(request).reads
+
+
 async def get_body_decoder(request: Request) -> BodyDecoder:
     return runtime_of(request).body_decoder
 
 
 ServiceDep = Annotated[EventService, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+ReadsDep = Annotated[ReadCapacity, Depends(get_reads)]
 DecoderDep = Annotated[BodyDecoder, Depends(get_body_decoder)]
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import TypeAdapter, ValidationError
 from starlette.responses import Response
 
-from app.api.deps import ACCESS_PROBLEMS, BODY_PROBLEMS, FilterDep, ServiceDep, runtime_of
+from app.api.deps import ACCESS_PROBLEMS, BODY_PROBLEMS, FilterDep, ReadsDep, ServiceDep, SettingsDep, runtime_of
 from app.api.policy import INGEST_JSON, READ
 from app.api.problems import ApiProblem, field_errors, problem_responses
 from app.api.schemas import (
@@ -117,10 +117,10 @@ def _uuid_or_none(value: Any) -> str | None:
     response_model=EventOut,
     summary="Read one event",
     dependencies=[READ],
-    responses={**ACCESS_PROBLEMS, **problem_responses(404)},
+    responses={**ACCESS_PROBLEMS, **problem_responses(404, 503)},
 )
-def get_event(event_id: UUID, service: ServiceDep) -> Response:
-    return JsonBody(event_json(service.get_event(event_id)))
+async def get_event(event_id: UUID, service: ServiceDep, reads: ReadsDep) -> Response:
+    return JsonBody(event_json(await reads.run(service.get_event, event_id)))
 
 
 
@@ -130,10 +130,11 @@ def get_event(event_id: UUID, service: ServiceDep) -> Response:
     response_model=EventPageOut,
     summary="List events in (timestamp, event_id) order, oldest or newest first, a keyset page at a time",
     dependencies=[READ],
-    responses={**ACCESS_PROBLEMS, **problem_responses(400, 422)},
+    responses={**ACCESS_PROBLEMS, **problem_responses(400, 422, 503)},
 )
-def list_events(
+async def list_events(
     service: ServiceDep,
+    reads: ReadsDep,
     event_filter: FilterDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[
@@ -150,7 +151,7 @@ def list_events(
         after = decode_cursor(cursor) if cursor else None
     except InvalidCursor as exc:
         raise ApiProblem(400, "invalid-cursor", str(exc)) from exc
-    page = service.list_events(EventQuery(event_filter, limit, after, order))
+    page = await reads.run(service.list_events, EventQuery(event_filter, limit, after, order))
     return JsonBody({"items": [event_json(e) for e in page.items], "next_cursor": encode_cursor(page.next_cursor)})
 
 
@@ -159,14 +160,18 @@ def list_events(
     response_model=StatsOut,
     summary="Event counts by action, by source and by time bucket over a time range",
     dependencies=[READ],
-    responses={**ACCESS_PROBLEMS, **problem_responses(422)},
+    responses={**ACCESS_PROBLEMS, **problem_responses(422, 503)},
 )
-def stats(
+async def stats(
     service: ServiceDep,
+    reads: ReadsDep,
+    settings: SettingsDep,
     event_filter: FilterDep,
     bucket: Literal["hour", "day"] = "hour",
 ) -> Response:
-    result = service.stats(StatsQuery(event_filter, bucket))
+    # The store stops after limit + 1 buckets, and the service refuses more than the limit (422).
+    query = StatsQuery(event_filter, bucket, max_buckets=settings.stats_max_buckets)
+    result = await reads.run(service.stats, query)
     return JsonBody(
         {
             "total": result.total,

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from starlette.responses import StreamingResponse
 
-from app.api.deps import ACCESS_PROBLEMS, FilterDep, ServiceDep
+from app.api.deps import ACCESS_PROBLEMS, FilterDep, ReadsDep, ServiceDep
 from app.api.policy import READ
 from app.api.problems import problem_responses
 from app.export_format import MEDIA_TYPES, ExportFormat, export_chunks
@@ -29,8 +29,9 @@ router = APIRouter(prefix="/v1", tags=["events"])
         **problem_responses(422),
     },
 )
-def export_events(
+async def export_events(
     service: ServiceDep,
+    reads: ReadsDep,
     event_filter: FilterDep,
     format: Annotated[
         ExportFormat | Literal["parquet"],
@@ -42,16 +43,17 @@ def export_events(
         from app.export_parquet import MEDIA_TYPE, ROW_GROUP_ROWS, parquet_chunks
 
         # One row group at a time is built and sent: memory stays at one row group however many events match.
+        # Each is pulled in a read turn of its own, like the other formats' chunks.
         return StreamingResponse(
-            parquet_chunks(service.export_rows(event_filter, ROW_GROUP_ROWS)),
+            reads.stream(parquet_chunks(service.export_rows(event_filter, ROW_GROUP_ROWS))),
             media_type=MEDIA_TYPE,
             headers={"content-disposition": 'attachment; filename="events.parquet"'},
         )
-    # A sync iterator: Starlette pulls each chunk in a worker thread, so the event loop never waits on
-    # SQLite, and only one page of events (plus one chunk of bytes) is in memory at a time.
+    # Each chunk is pulled on a read thread in a read turn, so the event loop never waits on the store,
+    # and only one page of events (plus one chunk of bytes) is in memory at a time.
     chunks = export_chunks(service.export_events(event_filter), format)
     return StreamingResponse(
-        chunks,
+        reads.stream(chunks),
         media_type=MEDIA_TYPES[format],
         headers={"content-disposition": f'attachment; filename="events.{format}"'},
     )

@@ -8,11 +8,12 @@ from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPEN
 from starlette.responses import Response
 
 from app.api.deps import ServiceDep, runtime_of
-from app.api.problems import problem_response, problem_responses
+from app.api.problems import RETRY_AFTER_S, problem_response, problem_responses
 from app.api.schemas import JsonBody
 from app.api.security import authorize, bearer_token
 
 router = APIRouter(tags=["operations"])
+_RETRY = {"Retry-After": str(RETRY_AFTER_S)}
 
 
 @router.get("/healthz", summary="Alive: the process answers")
@@ -22,12 +23,21 @@ async def healthz() -> Response:
 
 @router.get("/readyz", summary="Ready: the database is reachable and writable", responses=problem_responses(503))
 def readyz(request: Request, service: ServiceDep) -> Response:
-    if not runtime_of(request).writer.alive:
-        return problem_response(503, "The writer is stopped (shutting down).", slug="not-ready")
+    writer = runtime_of(request).writer
+    if not writer.alive:
+        return problem_response(503, "The writer is stopped (shutting down).", slug="not-ready", headers=_RETRY)
     try:
         service.check_ready()
     except Exception as exc:  # any failure to take a write lock means "not ready", with the reason
-        return problem_response(503, f"Database not writable: {type(exc).__name__}: {exc}", slug="not-ready")
+        return problem_response(
+            503, f"Database not writable: {type(exc).__name__}: {exc}", slug="not-ready", headers=_RETRY
+        )
+    # The lock can be taken on a full disk: the writer's own last commit says whether writes go through.
+    failure = writer.recent_failure()
+    if failure is not None:
+        return problem_response(
+            503, f"Writes are failing: the last commit failed: {failure}", slug="not-ready", headers=_RETRY
+        )
     return JsonBody({"status": "ready"})
 
 

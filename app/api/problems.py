@@ -16,9 +16,9 @@ from starlette.routing import Match
 from app.json_codec import dump_json
 from app.models import DomainError, InvalidEvent
 from app.repository.group_commit import WriteQueueFull, WriterClosed
-from app.repository.port import StorageUnavailable
+from app.repository.port import StorageError, StorageUnavailable
 from app.services.erasure import UserErased
-from app.services.event_service import EventConflict, EventNotFound
+from app.services.event_service import EventConflict, EventNotFound, TooManyBuckets
 from app.services.rejections import RejectionReason, Rejections
 
 PROBLEM_JSON = "application/problem+json"
@@ -102,8 +102,11 @@ _DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
     EventConflict: (409, "event-conflict"),
     UserErased: (422, "user-erased"),  # before InvalidEvent, its base
     InvalidEvent: (422, "invalid-event"),
+    TooManyBuckets: (422, "too-many-buckets"),
     WriteQueueFull: (503, "write-queue-full"),
     StorageUnavailable: (503, "storage-unavailable"),
+    # A store failing a call for a reason of its own is not the client's doing, and not a crash of ours.
+    StorageError: (503, "storage-error"),
     WriterClosed: (503, "shutting-down"),
 }
 

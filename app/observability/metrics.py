@@ -117,6 +117,27 @@ class PrometheusMetrics:
         self.commit_duration = Histogram(
             "telemetry_commit_duration_seconds", "Duration of one group commit", buckets=_LATENCY_BUCKETS, registry=r
         )
+        # One WAL file per database, shared by every worker: the largest figure any worker saw is the file's.
+        self.wal_bytes = Gauge(
+            "telemetry_sqlite_wal_bytes", "Size of the SQLite write-ahead log file", registry=r, multiprocess_mode="max"
+        )
+        self.wal_limit_bytes = Gauge(
+            "telemetry_sqlite_wal_limit_bytes",
+            "The bound the WAL should stay under (TELEMETRY_SQLITE_WAL_MAX_BYTES)",
+            registry=r,
+            multiprocess_mode="max",
+        )
+        self.checkpoint_duration = Histogram(
+            "telemetry_sqlite_checkpoint_duration_seconds",
+            "Duration of one WAL checkpoint run by the writer between group commits",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.checkpoint_incomplete = Counter(
+            "telemetry_sqlite_checkpoint_incomplete",
+            "Writer checkpoints that readers or another process kept from finishing",
+            registry=r,
+        )
 
     # -- domain (the service's port) --
     def event_recorded(self, action: str, source: str) -> None:
@@ -158,6 +179,18 @@ class PrometheusMetrics:
     def committed(self, batch_size: int, duration_s: float) -> None:
         self.commit_batch.observe(batch_size)
         self.commit_duration.observe(duration_s)
+
+    # -- SQLite write-ahead log --
+    def wal_size(self, size_bytes: int) -> None:
+        self.wal_bytes.set(size_bytes)
+
+    def wal_checkpointed(self, duration_s: float, complete: bool) -> None:
+        self.checkpoint_duration.observe(duration_s)
+        if not complete:
+            self.checkpoint_incomplete.inc()
+
+    def wal_limit(self, limit_bytes: int) -> None:
+        self.wal_limit_bytes.set(limit_bytes)
 
     # -- HTTP --
     def http_request(self, method: str, route: str, status: int, duration_s: float) -> None:

@@ -42,8 +42,11 @@ def open_repository(
     *,
     synchronous: Literal["FULL", "NORMAL"] = "FULL",
     busy_timeout_ms: int = 5000,
+    wal_size_limit: int | None = None,
     postgres_pool_max_size: int = 8,
     postgres_acquire_timeout_s: float = 2.0,
+    postgres_read_pool_max_size: int = 4,
+    read_statement_timeout_s: float | None = None,
     postgres_startup_timeout_s: float = 30.0,
 ) -> EventRepository:
     """The repository for a database URL: sqlite:///PATH or postgresql://..."""
@@ -51,7 +54,9 @@ def open_repository(
     if target.sqlite_path is not None:
         from app.repository.sqlite import SqliteEventRepository
 
-        return SqliteEventRepository(target.sqlite_path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms)
+        return SqliteEventRepository(
+            target.sqlite_path, synchronous=synchronous, busy_timeout_ms=busy_timeout_ms, wal_size_limit=wal_size_limit
+        )
     # A SQLite deployment never loads the PostgreSQL driver.
     from app.repository.postgres import PostgresEventRepository
 
@@ -59,5 +64,7 @@ def open_repository(
         target.url,
         pool_max_size=postgres_pool_max_size,
         acquire_timeout_s=postgres_acquire_timeout_s,
+        read_pool_max_size=postgres_read_pool_max_size,
+        read_statement_timeout_s=read_statement_timeout_s,
         startup_timeout_s=postgres_startup_timeout_s,
     )

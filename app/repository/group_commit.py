@@ -12,12 +12,14 @@ import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from app.models import DomainError, UserActionEvent
 from app.repository.port import AddResult, EventRepository, StorageUnavailable
+
+_FAILURE_MEMORY_S = 10.0
 
 
 class WriteQueueFull(DomainError):
@@ -62,8 +64,11 @@ class GroupCommitWriter:
         *,
         max_queue: int = 10_000,
         max_batch: int = 2000,
+        between_commits: Callable[[], None] | None = None,
     ) -> None:
         self._repository = repository
+        # Upkeep that must not race our own writes (SQLite's WAL checkpoint): run here, after each commit.
+        self._between_commits = between_commits
         self._metrics = metrics
         self._max_queue = max_queue
         self._max_batch = max_batch
@@ -71,6 +76,7 @@ class GroupCommitWriter:
         self._queued_events = 0
         self._cond = threading.Condition()
         self._closing = False
+        self._last_failure: tuple[float, str] | None = None  # (monotonic time, why) until a commit succeeds
         self._thread = threading.Thread(target=self._run, name="group-commit-writer", daemon=True)
         self._thread.start()
         self._metrics.queue_depth(0, max_queue)
@@ -78,6 +84,18 @@ class GroupCommitWriter:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive() and not self._closing
+
+    def recent_failure(self, within_s: float = _FAILURE_MEMORY_S) -> str | None:
+        """Why the last commit failed, if it did within `within_s` and none has succeeded since.
+
+        Taking the write lock (all a readiness probe can try without writing) still works on a full disk;
+        the writer's own last commit says whether writes go through. The memory fades, so an idle
+        instance is not kept out of rotation for good by one old failure.
+        """
+        failure = self._last_failure
+        if failure is None or time.monotonic() - failure[0] > within_s:
+            return None
+        return failure[1]
 
     async def append(self, events: Sequence[UserActionEvent]) -> list[AddResult]:
         """Store events; returns one result per event after their transaction has committed."""
@@ -118,6 +136,9 @@ class GroupCommitWriter:
     def _run(self) -> None:
         while (taken := self._take()) is not None:
             self._commit(taken)
+            if self._between_commits is not None:
+                with contextlib.suppress(Exception):  # upkeep failing must never stop the writer; it runs again
+                    self._between_commits()
 
     def _commit(self, taken: list[_Pending]) -> None:
         events = [e for p in taken for e in p.events]
@@ -126,6 +147,7 @@ class GroupCommitWriter:
             results = self._repository.add(events)
         except StorageUnavailable as exc:
             # The store itself is down: retrying each request alone would only wait N times for the same answer.
+            self._last_failure = (time.monotonic(), str(exc))
             for pending in taken:
                 _resolve(pending, exc)
             return
@@ -135,8 +157,10 @@ class GroupCommitWriter:
                 for pending in taken:
                     self._commit([pending])
                 return
+            self._last_failure = (time.monotonic(), f"{type(exc).__name__}: {exc}")
             _resolve(taken[0], StorageUnavailable(f"{type(exc).__name__}: {exc}"))
             return
+        self._last_failure = None
         self._metrics.committed(len(events), time.perf_counter() - started)
         offset = 0
         for pending in taken:

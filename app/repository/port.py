@@ -84,6 +84,7 @@ Bucket = Literal["hour", "day"]
 class StatsQuery:
     filter: EventFilter = field(default_factory=EventFilter)
     bucket: Bucket = "hour"
+    max_buckets: int | None = None  # a backend may stop after max_buckets + 1: the caller refuses more
 
 
 @dataclass(frozen=True, slots=True)

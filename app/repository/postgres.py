@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from app.json_codec import dump_json, load_json
 from app.models import UserActionEvent
@@ -41,6 +41,7 @@ from app.repository.port import (
     StorageError,
     StorageUnavailable,
     classify_existing,
+    iterate_pages,
     user_digest,
 )
 
@@ -200,8 +201,10 @@ def open_pool(
     max_size: int = 8,
     acquire_timeout_s: float = 2.0,
     connect_timeout_s: float = 5.0,
+    statement_timeout_s: float | None = None,
+    name: str = "telemetry",
 ) -> ConnectionPool[psycopg.Connection[tuple[object, ...]]]:
-    """A pool that hands out only live connections.
+    """A pool that hands out only live connections, each in a UTC session (and a statement timeout, if given).
 
     `check` costs one round trip per borrow and buys recovery after a database restart: a dead
     connection is replaced instead of failing the next request. A borrow waits at most
@@ -217,8 +220,9 @@ def open_pool(
         # The pool's retries back off exponentially (1 s, 2 s, 4 s...); giving up early lets the next
         # borrow start a fresh attempt, so recovery after a long outage takes seconds, not minutes.
         reconnect_timeout=5.0,
+        configure=_session_setup(statement_timeout_s),
         open=False,
-        name="telemetry",
+        name=name,
     )
     pool.open(wait=False)
     return pool
@@ -226,6 +230,26 @@ def open_pool(
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 T = TypeVar("T")
+
+
+def _session_setup(statement_timeout_s: float | None) -> Callable[[psycopg.Connection[tuple[object, ...]]], None]:
+    def configure(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        # Our own session time zone, whatever the database's or role's default: timestamptz values then
+        # always come back in UTC, and no stored instant is out of range when converted (9999-12-31T23:30Z
+        # is year 10000 in a Europe/Berlin session, and every read of it failed).
+        conn.execute("SET TIME ZONE 'UTC'")
+        if statement_timeout_s:
+            timeout_ms = max(1, round(statement_timeout_s * 1000))
+            conn.execute(f"SET statement_timeout = {timeout_ms}")
+            # A reader that stops pulling rows from an open cursor is cut off too.
+            conn.execute(f"SET idle_in_transaction_session_timeout = {timeout_ms}")
+        conn.commit()
+
+    return configure
+
+
+class ReadTimedOut(StorageUnavailable):
+    """A read ran past its statement timeout: the store is fine, the query was too long (503 + Retry-After)."""
 
 
 class DatabaseUnavailable(StorageUnavailable):
@@ -321,6 +345,8 @@ class PostgresEventRepository:
         acquire_timeout_s: float = 2.0,
         connect_timeout_s: float = 3.0,
         startup_timeout_s: float = 30.0,
+        read_pool_max_size: int = 4,
+        read_statement_timeout_s: float | None = None,
     ) -> None:
         self._down_until = 0.0
         self._down_lock = threading.Lock()
@@ -331,6 +357,18 @@ class PostgresEventRepository:
             max_size=pool_max_size,
             acquire_timeout_s=acquire_timeout_s,
             connect_timeout_s=connect_timeout_s,
+        )
+        # Reads and exports borrow from a pool of their own, so however many run, the writer's connections
+        # stay free; each read is one short transaction under a statement timeout.
+        self._read_timeout_s = read_statement_timeout_s
+        self._read_pool = open_pool(
+            url,
+            min_size=1,
+            max_size=read_pool_max_size,
+            acquire_timeout_s=acquire_timeout_s,
+            connect_timeout_s=connect_timeout_s,
+            statement_timeout_s=read_statement_timeout_s,
+            name="telemetry-reads",
         )
 
     @property
@@ -355,6 +393,25 @@ class PostgresEventRepository:
             with self._pool.connection() as conn, conn.transaction():
                 return work(conn)
         except psycopg.OperationalError as exc:  # includes PoolTimeout and server shutdown
+            raise self._mark_down(exc) from exc
+        except psycopg.Error as exc:
+            raise _storage_error(exc) from exc
+
+    def _read(self, work: Callable[[Connection], T]) -> T:
+        """work(conn) in one transaction on the read pool. A read past its timeout, or reads waiting for
+        one another, say nothing about the database: they do not mark it down for the writer."""
+        self._fail_fast()
+        try:
+            with self._read_pool.connection() as conn, conn.transaction():
+                return work(conn)
+        except psycopg.errors.QueryCanceled as exc:
+            raise ReadTimedOut(
+                f"PostgreSQL: the read ran past its statement timeout ({self._read_timeout_s:g} s):"
+                " narrow the filters or the time range"
+            ) from exc
+        except PoolTimeout as exc:
+            raise StorageUnavailable("PostgreSQL: every read connection is busy: try again shortly") from exc
+        except psycopg.OperationalError as exc:
             raise self._mark_down(exc) from exc
         except psycopg.Error as exc:
             raise _storage_error(exc) from exc
@@ -408,38 +465,23 @@ class PostgresEventRepository:
             row = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE event_id = %s", (event_id,)).fetchone()
             return _event(row) if row else None
 
-        result: UserActionEvent | None = self._run(work)
+        result: UserActionEvent | None = self._read(work)
         return result
 
     def query(self, q: EventQuery) -> EventPage:
         where, params = _where(q.filter, q.after, q.order)
         sql = f"SELECT {_COLUMNS} FROM events{where} ORDER BY {_ORDER_BY[q.order]} LIMIT %s"
         limit = q.limit + 1  # one more than asked tells whether another page follows
-        rows: list[tuple[Any, ...]] = self._run(lambda conn: conn.execute(sql, [*params, limit]).fetchall())
+        rows: list[tuple[Any, ...]] = self._read(lambda conn: conn.execute(sql, [*params, limit]).fetchall())
         items = [_event(r) for r in rows[: q.limit]]
         more = len(rows) > q.limit
         next_cursor = Cursor(items[-1].timestamp, items[-1].event_id) if more and items else None
         return EventPage(items, next_cursor)
 
     def iter_events(self, q: EventQuery) -> Iterator[UserActionEvent]:
-        """A server-side cursor over one snapshot: constant memory however many events match."""
-        where, params = _where(q.filter, q.after, q.order)
-        sql = f"SELECT {_COLUMNS} FROM events{where} ORDER BY {_ORDER_BY[q.order]}"
-        self._fail_fast()
-        try:
-            with (
-                self._pool.connection() as conn,
-                conn.transaction(),
-                conn.cursor(name=f"export_{uuid.uuid4().hex}") as cursor,
-            ):
-                cursor.itersize = 1000
-                cursor.execute(sql, params)
-                for row in cursor:
-                    yield _event(row)
-        except psycopg.OperationalError as exc:
-            raise self._mark_down(exc) from exc
-        except psycopg.Error as exc:
-            raise _storage_error(exc) from exc
+        """Keyset pages, each its own short read: a client that stops reading, or goes away, holds no
+        connection (a server-side cursor would keep one "idle in transaction" for as long as it waits)."""
+        return iterate_pages(self, q)
 
     def stats(self, q: StatsQuery) -> EventStats:
         """The three breakdowns in one scan (GROUPING SETS), hence from one snapshot."""
@@ -451,7 +493,7 @@ class PostgresEventRepository:
             " GROUP BY GROUPING SETS ((action), (source), (bucket))"
         )
         params = [q.bucket, *params]
-        rows: list[tuple[Any, ...]] = self._run(lambda conn: conn.execute(sql, params).fetchall())
+        rows: list[tuple[Any, ...]] = self._read(lambda conn: conn.execute(sql, params).fetchall())
         by_action: dict[str, int] = {}
         by_source: dict[str, int] = {}
         by_bucket: list[tuple[datetime, int]] = []
@@ -483,13 +525,17 @@ class PostgresEventRepository:
             raise DatabaseUnavailable("this database user may not INSERT into events")
 
     def iter_rows(self, f: EventFilter, chunk_rows: int) -> Iterator[list[EventRow]]:
-        """Text columns from a server-side cursor over one snapshot, formatted by the server as SQLite stores them."""
+        """Text columns from a server-side cursor over one snapshot, formatted by the server as SQLite stores them.
+
+        On the read pool: a client that stops reading holds one of its connections, never a writer's, and
+        for at most the idle-in-transaction timeout.
+        """
         where, params = _where(f)
         sql = f'SELECT {_TEXT_COLUMNS} FROM events{where} ORDER BY "timestamp", event_id'
         self._fail_fast()
         try:
             with (
-                self._pool.connection() as conn,
+                self._read_pool.connection() as conn,
                 conn.transaction(),
                 conn.cursor(name=f"rows_{uuid.uuid4().hex}") as cursor,
             ):
@@ -561,6 +607,7 @@ class PostgresEventRepository:
             raise self._mark_down(exc) from exc
 
     def close(self) -> None:
+        self._read_pool.close()
         self._pool.close()
 
 

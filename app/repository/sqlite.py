@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -16,6 +17,7 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
+from urllib.parse import quote
 from uuid import UUID
 
 from app.json_codec import dump_json, load_json
@@ -38,6 +40,7 @@ from app.repository.port import (
     classify_existing,
     iterate_pages,
 )
+from app.repository.sqlite_wal import CheckpointMode
 from app.utc_text import from_utc_text, to_utc_text
 
 SynchronousMode = Literal["FULL", "NORMAL"]
@@ -100,11 +103,22 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def connect(
-    path: Path, *, synchronous: SynchronousMode = "FULL", busy_timeout_ms: int = 5000, read_only: bool = False
+    path: Path,
+    *,
+    synchronous: SynchronousMode = "FULL",
+    busy_timeout_ms: int = 5000,
+    read_only: bool = False,
+    create: bool = True,
 ) -> sqlite3.Connection:
-    """Open a connection with the pragmas every connection of ours needs."""
+    """Open a connection with the pragmas every connection of ours needs.
+
+    create=False: a file that is not there is an error, not a new empty database.
+    """
     if read_only:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False, isolation_level=None)
+    elif not create:
+        uri = f"file:{quote(str(path))}?mode=rw"
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
@@ -165,11 +179,13 @@ def open_database(
 
 P = ParamSpec("P")
 T = TypeVar("T")
+_BROKEN_FILE = (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 
 
 def translate_errors(method: Callable[P, T]) -> Callable[P, T]:
     """sqlite3's exceptions as the port's: an operational failure (locked, read-only, disk full or I/O
-    error, a file that cannot be opened) is StorageUnavailable, anything else StorageError."""
+    error, a file that cannot be opened) or a broken file (corrupt, not a database) is StorageUnavailable,
+    anything else StorageError."""
 
     @functools.wraps(method)
     def translated(*args: P.args, **kwargs: P.kwargs) -> T:
@@ -177,6 +193,10 @@ def translate_errors(method: Callable[P, T]) -> Callable[P, T]:
             return method(*args, **kwargs)
         except sqlite3.OperationalError as exc:
             raise StorageUnavailable(f"SQLite: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _BROKEN_FILE:
+                raise StorageUnavailable(f"SQLite: the database file is broken: {exc}") from exc
+            raise StorageError(f"SQLite: {type(exc).__name__}: {exc}") from exc
         except sqlite3.Error as exc:
             raise StorageError(f"SQLite: {type(exc).__name__}: {exc}") from exc
 
@@ -281,14 +301,18 @@ class SqliteEventRepository:
         synchronous: SynchronousMode = "FULL",
         busy_timeout_ms: int = 5000,
         checkpoint_interval_s: float | None = 1.0,
+        wal_size_limit: int | None = None,
     ) -> None:
         self.path = path
+        self._wal_size_limit = wal_size_limit
         self._synchronous: SynchronousMode = synchronous
         self._busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        self._identity: tuple[int, int] | None = None  # (device, inode) of the file as opened
         migrate(self._connection())
+        self._identity = _file_identity(path)
         self._stop = threading.Event()
         self._checkpointer: threading.Thread | None = None
         if checkpoint_interval_s:
@@ -301,14 +325,38 @@ class SqliteEventRepository:
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.path, synchronous=self._synchronous, busy_timeout_ms=self._busy_timeout_ms)
+            # Only the first connection may create the file: later, a missing file is an outage to report.
+            conn = connect(
+                self.path,
+                synchronous=self._synchronous,
+                busy_timeout_ms=self._busy_timeout_ms,
+                create=self._identity is None,
+            )
+            if self._wal_size_limit is not None:
+                # Once a checkpoint lets the log start again, the file is cut back to this size.
+                conn.execute(f"PRAGMA journal_size_limit = {int(self._wal_size_limit)}")
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
         return conn
 
+    def _check_file(self) -> None:
+        """The file at our path is still the one we opened. Open connections go on using a deleted or
+        replaced file (its inode), so a write would be acknowledged and lost, and reads would be stale."""
+        try:
+            identity = _file_identity(self.path)
+        except FileNotFoundError:
+            raise StorageUnavailable(
+                f"the database file {self.path} is gone (deleted or moved): put it back, or restart the service"
+            ) from None
+        if identity != self._identity:
+            raise StorageUnavailable(
+                f"the database file {self.path} was replaced by another file: restart the service to use it"
+            )
+
     @translate_errors
     def add(self, events: Sequence[UserActionEvent]) -> list[AddResult]:
+        self._check_file()
         conn = self._connection()
         if not getattr(self._local, "write_cache", False):
             # The writing connection keeps the hot index pages (one leaf per user, per action, the right edges)
@@ -354,6 +402,7 @@ class SqliteEventRepository:
 
     @translate_errors
     def get(self, event_id: UUID) -> UserActionEvent | None:
+        self._check_file()
         row = (
             self._connection().execute(f"SELECT {_COLUMNS} FROM events WHERE event_id = ?", (str(event_id),)).fetchone()
         )
@@ -361,6 +410,7 @@ class SqliteEventRepository:
 
     @translate_errors
     def query(self, q: EventQuery) -> EventPage:
+        self._check_file()
         where, params = _where(q.filter, q.after, q.order)
         rows = (
             self._connection()
@@ -380,6 +430,7 @@ class SqliteEventRepository:
 
     @translate_errors
     def stats(self, q: StatsQuery) -> EventStats:
+        self._check_file()
         where, params = _where(q.filter)
         conn = self._connection()
         width = _BUCKET_PREFIX[q.bucket]
@@ -391,9 +442,11 @@ class SqliteEventRepository:
             by_source = dict(
                 conn.execute(f"SELECT source, COUNT(*) FROM events{where} GROUP BY source", params).fetchall()
             )
+            limit = -1 if q.max_buckets is None else q.max_buckets + 1
             buckets = conn.execute(
-                f"SELECT substr(timestamp, 1, {width}) AS b, COUNT(*) FROM events{where} GROUP BY b ORDER BY b",
-                params,
+                f"SELECT substr(timestamp, 1, {width}) AS b, COUNT(*) FROM events{where} GROUP BY b ORDER BY b"
+                " LIMIT ?",
+                [*params, limit],
             ).fetchall()
         finally:
             conn.execute("COMMIT")
@@ -403,9 +456,13 @@ class SqliteEventRepository:
 
     @translate_errors
     def check_writable(self) -> None:
+        self._check_file()
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute("ROLLBACK")
+        try:
+            conn.execute("SELECT 1 FROM events LIMIT 0")  # the schema is there (not dropped by hand)
+        finally:
+            conn.execute("ROLLBACK")
 
     def iter_rows(self, f: EventFilter, chunk_rows: int) -> Iterator[list[EventRow]]:
         # A connection of the export's own: a streamed response pulls chunks from changing threads, and the
@@ -454,8 +511,20 @@ class SqliteEventRepository:
         return contextlib.nullcontext(True)
 
     @translate_errors
-    def checkpoint(self, mode: Literal["PASSIVE", "TRUNCATE"] = "PASSIVE") -> None:
-        self._connection().execute(f"PRAGMA wal_checkpoint({mode})")
+    def checkpoint(self, mode: CheckpointMode = "PASSIVE", wait_ms: int | None = None) -> tuple[int, int, int]:
+        """(busy, frames in the log, frames checkpointed), as SQLite reports them.
+
+        wait_ms: how long RESTART/TRUNCATE may wait for readers (the busy timeout) instead of the usual one.
+        """
+        conn = self._connection()
+        if wait_ms is not None:
+            conn.execute(f"PRAGMA busy_timeout = {int(wait_ms)}")
+        try:
+            busy, log_frames, checkpointed = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        finally:
+            if wait_ms is not None:
+                conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+        return int(busy), int(log_frames), int(checkpointed)
 
     def _checkpoint_loop(self, interval_s: float) -> None:
         while not self._stop.wait(interval_s):
@@ -478,6 +547,12 @@ class SqliteEventRepository:
 
 
 _LOCK_ATTEMPTS = 4
+
+
+def _file_identity(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
 _WRITE_CACHE_KIB = 64 * 1024
 
 

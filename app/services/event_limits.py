@@ -31,6 +31,9 @@ class EventLimits:
     max_metadata_keys: int = 512
     max_future: timedelta = timedelta(hours=24)
     earliest: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    # Clock-skew correction lets a client whose clock is far ahead through; this keeps every stored time
+    # where each reader can represent it (a year-9999 instant is year 10000 in Berlin, past pandas' 2262).
+    latest: datetime = datetime(2200, 1, 1, tzinfo=UTC)
 
 
 _NUL_OR_SURROGATE = re.compile("[\x00\ud800-\udfff]")
@@ -206,6 +209,10 @@ def check_event(event: UserActionEvent, limits: EventLimits) -> None:
         if moment is not None and moment < limits.earliest:
             raise InvalidEvent(
                 f"{name} is before {limits.earliest.isoformat()}", reason=RejectionReason.TIMESTAMP_TOO_OLD, field=name
+            )
+        if moment is not None and moment >= limits.latest:
+            raise InvalidEvent(
+                f"{name} is not before {limits.latest.isoformat()}", reason="timestamp_in_future", field=name
             )
     # Clock-skew correction: the client's clock is off by received_at - sent_at, so its timestamp is
     # compared as timestamp + skew. Written as a difference of client times, it cannot overflow.

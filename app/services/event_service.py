@@ -44,6 +44,10 @@ class EventConflict(DomainError):
         super().__init__(f"event {event_id} is already stored with different {', '.join(self.fields) or 'payload'}")
 
 
+class TooManyBuckets(DomainError):
+    """A stats query would return more time buckets than allowed: narrow the range or use a wider bucket."""
+
+
 class EventWriter(Protocol):
     async def append(self, events: Sequence[UserActionEvent]) -> list[AddResult]: ...
 
@@ -262,7 +266,14 @@ class EventService:
         return self._repository.iter_rows(event_filter, chunk_rows)
 
     def stats(self, query: StatsQuery) -> EventStats:
-        return self._repository.stats(query)
+        result = self._repository.stats(query)
+        if query.max_buckets is not None and len(result.by_bucket) > query.max_buckets:
+            wider = " or use bucket=day" if query.bucket == "hour" else ""
+            raise TooManyBuckets(
+                f"more than {query.max_buckets} {query.bucket} buckets hold events (the most one stats request"
+                f" returns): narrow since/until{wider}"
+            )
+        return result
 
     def check_ready(self) -> None:
         self._repository.check_writable()

@@ -80,6 +80,7 @@ def test_the_required_alerts_exist_each_with_a_runbook_line() -> None:
         "TelemetryIngestionStalled",
         "TelemetryWriteQueueNearFull",
         "TelemetryRejectedEventsSpiking",
+        "TelemetrySqliteWalTooLarge",
     }
     for name, rule in rules.items():
         runbook = rule.get("annotations", {}).get("runbook", "")

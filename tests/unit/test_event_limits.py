@@ -131,6 +131,17 @@ def test_sent_at_corrects_the_future_check_by_the_client_clock_skew() -> None:
     assert refusal(**behind).reason == "timestamp_in_future"
 
 
+def test_a_client_clock_centuries_ahead_cannot_store_times_readers_cannot_represent() -> None:
+    # Skew correction alone would let 9999-12-31T23:30Z through (30 min after its sent_at); in a UTC+1
+    # session that instant is in year 10000, and every read of it failed.
+    far = datetime(9999, 12, 31, 23, 0, tzinfo=UTC)
+    far_skewed = refusal(sent_at=far, timestamp=far + timedelta(minutes=30))
+    assert (far_skewed.reason, far_skewed.field) == ("timestamp_in_future", "timestamp")
+    just_under = datetime(2199, 12, 31, 23, 0, tzinfo=UTC)
+    check_event(event(sent_at=just_under, timestamp=just_under + timedelta(minutes=30)), LIMITS)
+    assert refusal(sent_at=datetime(2200, 1, 1, tzinfo=UTC), timestamp=NOW).field == "sent_at"
+
+
 def test_timestamp_and_sent_at_before_2000_are_refused() -> None:
     check_event(event(timestamp=datetime(2000, 1, 1, tzinfo=UTC)), LIMITS)
     assert refusal(timestamp=datetime(1999, 12, 31, 23, 59, tzinfo=UTC)).reason == "timestamp_too_old"
