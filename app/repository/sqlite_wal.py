@@ -72,15 +72,14 @@ class WalBound:
             return
         if size < self._restart_bytes:
             busy, log_frames, checkpointed = self._checkpoint("PASSIVE", None)
-            retry_in_s = _MIN_INTERVAL_S  # readers held it back: not after every commit
+            wait_s = 0.0
         else:
-            # The log did not restart: wait for the readers on old snapshots, a little longer each time, and
-            # try again after the very next commit (between two tries, writes go on).
+            # The log did not restart: wait for the readers on old snapshots, a little longer each time.
             wait_ms = None if size >= self._max_bytes else self._wait_ms
             busy, log_frames, checkpointed = self._checkpoint("RESTART", wait_ms)
             self._wait_ms = min(self._wait_ms * 2, _LONGEST_WAIT_MS) if busy else _FIRST_WAIT_MS
-            retry_in_s = 0.0
+            wait_s = (wait_ms or 0) / 1000
         complete = not busy and log_frames == checkpointed
-        self._next_at = 0.0 if complete else started + retry_in_s
+        self._next_at = started + max(_MIN_INTERVAL_S, wait_s) if not complete else 0.0
         self._metrics.wal_checkpointed(time.perf_counter() - started, complete)
         self._metrics.wal_size(_size(self._wal))

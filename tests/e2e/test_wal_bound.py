@@ -1,7 +1,7 @@
 """The SQLite write-ahead log stays under its bound while batches keep arriving and readers hold snapshots.
 
 Without a checkpoint that completes between group commits, the WAL of a server under sustained load grows
-by megabytes a second and shrinks only at shutdown. Bounded load: a few clients for ~25 s on loopback.
+by megabytes a second and shrinks only at shutdown. Bounded load: a few clients for ~35 s on loopback.
 The 90 s measurement (WAL peak with and without, throughput ratio) is bench/wal_bench.py's.
 """
 
@@ -16,8 +16,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.server import ServerProcess
 
-BOUND = 16 * 1024 * 1024
-LOAD_S = 25
+BOUND = 24 * 1024 * 1024
+# The writer checks the WAL between group commits, so one commit (up to 2,000 events, a few MiB of pages)
+# can land past the bound before the checkpoint that follows it.
+ONE_COMMIT_SLACK = 8 * 1024 * 1024
+LOAD_S = 35
 CLIENTS = 6
 READERS = 2
 BATCH = 50
@@ -101,10 +104,12 @@ def test_wal_stays_under_its_bound_under_sustained_batch_load(tmp_path: Path) ->
     total = sum(accepted)
     assert set(statuses) == {200}, statuses
     # Every page of the database went through the WAL: without checkpoints the WAL would be at least this big.
-    assert db.stat().st_size > 1.5 * BOUND, f"only {total} events: the load did not exercise the WAL"
+    assert db.stat().st_size > BOUND, f"only {total} events: the load did not exercise the WAL"
     peak = max(samples, default=0)
     assert len(samples) > 100
-    assert peak < BOUND, f"WAL peaked at {peak / 2**20:.1f} MiB: {[round(s / 2**20, 1) for s in samples[::5]]}"
+    assert peak < BOUND + ONE_COMMIT_SLACK, (
+        f"WAL peaked at {peak / 2**20:.1f} MiB: {[round(s / 2**20, 1) for s in samples[::5]]}"
+    )
     assert metrics["telemetry_sqlite_wal_limit_bytes"] == BOUND
-    assert 0 < metrics["telemetry_sqlite_wal_bytes"] < BOUND
+    assert 0 < metrics["telemetry_sqlite_wal_bytes"] < BOUND + ONE_COMMIT_SLACK
     assert metrics["telemetry_sqlite_checkpoint_duration_seconds_count"] > 0

@@ -175,3 +175,9 @@ def test_the_generated_payloads_reach_storage_too(client: InProcessClient) -> No
     ok = client.post("/e/", json={**EVENT, "offset": 5, "sent_at": "2026-01-01T00:00:00Z"})
     assert ok.status_code == 200, ok.text
     assert ok.json()["accepted"] == 1
+
+
+def test_the_openapi_schema_lists_the_422_of_every_sdk_route(client: InProcessClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for route in SEGMENT_ROUTES + POSTHOG_ROUTES:
+        assert "422" in paths[route]["post"]["responses"], route

@@ -36,7 +36,7 @@ MAX_EVENT_BYTES = 1024 * 1024
 router = APIRouter(tags=["posthog-compatible"], dependencies=[POSTHOG_INGEST])
 
 _BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {}}}}}
-_RESPONSES = problem_responses(400, 401, 403, 413, 415, 429, 503)
+_RESPONSES = problem_responses(400, 401, 403, 413, 415, 422, 429, 503)
 
 
 def _compression(request: Request, form: dict[str, list[str]] | None = None) -> str:

@@ -30,7 +30,7 @@ MAX_BATCH_BYTES = 500 * 1024
 router = APIRouter(prefix="/v1", tags=["segment-compatible"], dependencies=[SEGMENT_INGEST])
 
 _BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}}
-_RESPONSES = problem_responses(400, 401, 403, 413, 415, 429, 503)
+_RESPONSES = problem_responses(400, 401, 403, 413, 415, 422, 429, 503)
 
 
 async def _ingest(
