@@ -8,8 +8,8 @@ waits; a complete one lets the next commit start the log again from its beginnin
 `journal_size_limit` = checkpoint_bytes cuts the file back). Readers that overlap without pause can keep
 passive ones from ever completing, so once the file passes half of `max_bytes` it runs RESTART, which
 holds the write lock and waits for readers on older snapshots: 50 ms at first, twice as long after each
-failure (up to 1.6 s) while the log is under its bound, the full busy timeout once past it (the bound
-wins over ingest latency). Measured in docs/benchmarks.md.
+failure (up to 1.6 s) while the log is under three quarters of its bound, then on every commit with the
+full busy timeout (the bound wins over ingest latency). Measured in docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ class WalBound:
         self._checkpoint_bytes = checkpoint_bytes
         self._restart_bytes = max_bytes // 2
         self._max_bytes = max_bytes
+        self._urgent_bytes = max_bytes - max_bytes // 4
         self._next_at = 0.0
         self._wait_ms = _FIRST_WAIT_MS
 
@@ -68,14 +69,16 @@ class WalBound:
         if not self._checkpoint_bytes or size <= self._checkpoint_bytes:
             return
         started = time.perf_counter()
-        if started < self._next_at:  # readers kept the last one from completing: not on every commit
+        # Past three quarters of the bound the next commit could cross it: no more backing off.
+        urgent = size >= self._urgent_bytes
+        if started < self._next_at and not urgent:  # readers kept the last one from completing
             return
         if size < self._restart_bytes:
             busy, log_frames, checkpointed = self._checkpoint("PASSIVE", None)
             wait_s = 0.0
         else:
             # The log did not restart: wait for the readers on old snapshots, a little longer each time.
-            wait_ms = None if size >= self._max_bytes else self._wait_ms
+            wait_ms = None if urgent else self._wait_ms
             busy, log_frames, checkpointed = self._checkpoint("RESTART", wait_ms)
             self._wait_ms = min(self._wait_ms * 2, _LONGEST_WAIT_MS) if busy else _FIRST_WAIT_MS
             wait_s = (wait_ms or 0) / 1000
