@@ -59,6 +59,7 @@ config-doc: $(VENV)/.runtime
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 typecheck: $(VENV)/.dev
 	$(VENV)/bin/mypy

@@ -61,8 +61,7 @@ def tied_with_top(samples: pd.DataFrame, z: float = 2.0, material: float = MATER
     tied = [
         column
         for column in sorted(centres, key=lambda c: centres[c], reverse=True)
-        if (gap := 1 - centres[column] / centres[top]) <= material
-        or gap <= z * math.hypot(error(top), error(column))
+        if (gap := 1 - centres[column] / centres[top]) <= material or gap <= z * math.hypot(error(top), error(column))
     ]
     return Leaders(tuple(tied), 1 - min(centres[c] for c in tied) / centres[top], True)
 

@@ -235,9 +235,7 @@ def period_is_partial(
     if first is None or last is None or not len(starts):
         return np.zeros(len(starts), dtype=bool)
     begin, end = pd.Timestamp(first), pd.Timestamp(last)
-    covered = [
-        (min(start + length, end) - max(start, begin)) / length for start in pd.DatetimeIndex(starts)
-    ]
+    covered = [(min(start + length, end) - max(start, begin)) / length for start in pd.DatetimeIndex(starts)]
     return np.asarray([share < coverage for share in covered], dtype=bool)
 
 

@@ -82,9 +82,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
             self._arm()
 
     def _close_longest_idle(self) -> None:
-        idle = [
-            c for c in self.connections if isinstance(c, HeaderDeadlineProtocol) and c.idle_since is not None
-        ]
+        idle = [c for c in self.connections if isinstance(c, HeaderDeadlineProtocol) and c.idle_since is not None]
         if idle:
             oldest = min(idle, key=lambda c: c.idle_since or 0.0)
             if not oldest.transport.is_closing():

@@ -20,9 +20,14 @@ from app.repository import postgres as pg_schema
 
 _ESCAPE = "replace(replace(replace(replace({c}, '\\', '\\\\'), char(9), '\\t'), char(10), '\\n'), char(13), '\\r')"
 _COLUMNS = ("event_id", "user_id", "action", "source", "timestamp", "received_at", "sent_at", "metadata")
-_LINE = " || char(9) || ".join(
-    "coalesce(" + _ESCAPE.format(c=c) + ", '\\N')" if c == "sent_at" else _ESCAPE.format(c=c) for c in _COLUMNS
-) + " || char(9) || " + _ESCAPE.format(c="metadata") + " || char(10)"
+_LINE = (
+    " || char(9) || ".join(
+        "coalesce(" + _ESCAPE.format(c=c) + ", '\\N')" if c == "sent_at" else _ESCAPE.format(c=c) for c in _COLUMNS
+    )
+    + " || char(9) || "
+    + _ESCAPE.format(c="metadata")
+    + " || char(10)"
+)
 
 
 def copy_store(sqlite_path: str, postgres_url: str, chunk: int = 20_000) -> int:

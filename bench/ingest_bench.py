@@ -54,11 +54,7 @@ def event_body(n: int) -> dict[str, Any]:
 
 def lua_script(body: bytes) -> str:
     quoted = body.decode().replace("\\", "\\\\").replace("'", "\\'")
-    return (
-        'wrk.method = "POST"\n'
-        'wrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = '{quoted}'\n"
-    )
+    return f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = \'{quoted}\'\n'
 
 
 # -- processes ---------------------------------------------------------------------------------------------
@@ -475,8 +471,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             big_db = args.data / "prefilled.db"
             stored_before = prefill(big_db, args.big_events)
             big = service(big_db)
-            big_runs = []
-            empty_runs = []
+            big_runs: list[Run] = []
+            empty_runs: list[Run] = []
             empty_svc = service(work / "empty-again.db")
             try:
                 for round_no in range(args.rounds):
@@ -527,9 +523,7 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "single_throughput_vs_reference": round(svc_single["events_per_s"] / ref_single["events_per_s"], 3),
         "single_p99_vs_reference": round(svc_single["p99_ms"] / ref_single["p99_ms"], 3),
-        "single_cpu_per_event_vs_reference": round(
-            svc_single["cpu_us_per_event"] / ref_single["cpu_us_per_event"], 3
-        ),
+        "single_cpu_per_event_vs_reference": round(svc_single["cpu_us_per_event"] / ref_single["cpu_us_per_event"], 3),
         "batch_events_per_s": round(svc_batch["events_per_s"]),
         "batch_throughput_vs_reference": round(svc_batch["events_per_s"] / ref_batch["events_per_s"], 3),
         "batch_vs_raw_executemany_100": round(svc_batch["events_per_s"] / raw["100_rows_per_commit"], 3),

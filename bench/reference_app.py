@@ -36,9 +36,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    uvicorn.run(
-        app, host="127.0.0.1", port=args.port, log_config=None, access_log=False, server_header=False
-    )
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None, access_log=False, server_header=False)
 
 
 if __name__ == "__main__":

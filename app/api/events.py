@@ -123,8 +123,6 @@ async def get_event(event_id: UUID, service: ServiceDep, reads: ReadsDep) -> Res
     return JsonBody(event_json(await reads.run(service.get_event, event_id)))
 
 
-
-
 @router.get(
     "/events",
     response_model=EventPageOut,

@@ -108,6 +108,7 @@ def execute_notebook(notebook: Path, database_url: str, cell_timeout: int = 600)
 def lead_with_summary(nb: Any) -> Any:
     """The notebook with its header and summary cells moved to the top: the summary is computed last
     (it draws on every section) but a reader wants it first."""
+
     def rank(cell: Any) -> int:
         tags = cell.get("metadata", {}).get("tags", [])
         return next((i for i, tag in enumerate(LEADING_TAGS) if tag in tags), len(LEADING_TAGS))

@@ -447,8 +447,7 @@ class SqliteEventRepository:
             )
             limit = -1 if q.max_buckets is None else q.max_buckets + 1
             buckets = conn.execute(
-                f"SELECT substr(timestamp, 1, {width}) AS b, COUNT(*) FROM events{where} GROUP BY b ORDER BY b"
-                " LIMIT ?",
+                f"SELECT substr(timestamp, 1, {width}) AS b, COUNT(*) FROM events{where} GROUP BY b ORDER BY b LIMIT ?",
                 [*params, limit],
             ).fetchall()
         finally:
@@ -555,6 +554,7 @@ _LOCK_ATTEMPTS = 4
 def _file_identity(path: Path) -> tuple[int, int]:
     st = os.stat(path)
     return st.st_dev, st.st_ino
+
 
 _WRITE_CACHE_KIB = 64 * 1024
 

@@ -304,9 +304,7 @@ class _Generator:
             data["currency"] = currency
         return data
 
-    def event(
-        self, user: _User, action: str, moment: float, session_id: str, winback: bool = False
-    ) -> UserActionEvent:
+    def event(self, user: _User, action: str, moment: float, session_id: str, winback: bool = False) -> UserActionEvent:
         p, rng = self.p, self.rng
         delay = rng.expovariate(1.0 / p.delivery_latency_seconds)
         if rng.random() < p.late_fraction:

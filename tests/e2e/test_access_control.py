@@ -71,4 +71,3 @@ def test_hash_key_command_prints_the_hash_to_configure() -> None:
     key = key_line.removeprefix("key:").strip()
     assert len(key) >= 40
     assert hash_line.removeprefix("sha256:").strip() == hash_key(key)
-

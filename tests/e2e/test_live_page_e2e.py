@@ -53,7 +53,7 @@ def test_the_page_shows_new_events_without_a_reload_newest_first(
     _post(server, "ben", "click", ago_s=20)
     _post(server, "ana", "click", ago_s=10)
     browser.open(f"{server.base_url}/")
-    assert browser.wait_for(f"{USERS_SHOWN}.length === 3 && {USERS_SHOWN}")== ["ana", "ben", "ana"]
+    assert browser.wait_for(f"{USERS_SHOWN}.length === 3 && {USERS_SHOWN}") == ["ana", "ben", "ana"]
     browser.evaluate("window.openedOnce = true")  # gone if the page reloads
     assert browser.evaluate(f"{VISIBLE}('#key-form')") is False  # open mode: no key asked
 

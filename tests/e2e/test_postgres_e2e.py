@@ -173,9 +173,7 @@ def test_two_replicas_ingest_concurrently_into_one_database(start_server: StartS
     with ThreadPoolExecutor(len(sent)) as pool:
         list(pool.map(client, range(len(sent))))
 
-    expected = {uuid.UUID(e["event_id"]) for batch in sent for e in batch} | {
-        uuid.UUID(e["event_id"]) for e in shared
-    }
+    expected = {uuid.UUID(e["event_id"]) for batch in sent for e in batch} | {uuid.UUID(e["event_id"]) for e in shared}
     ids = stored_ids(database_url)
     assert len(ids) == len(set(ids)) == len(expected)
     assert set(ids) == expected

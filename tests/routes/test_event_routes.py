@@ -225,4 +225,3 @@ def test_openapi_documents_every_status_each_route_returns(client: InProcessClie
     assert {"200", "400", "422"} <= paths["/v1/events"]["get"]["responses"].keys()
     assert "503" in paths["/readyz"]["get"]["responses"]
     assert client.get("/docs").status_code == 200
-

@@ -76,9 +76,7 @@ def test_the_header_names_database_events_time_range_generation_time_and_version
         "first_timestamp": datetime(2026, 1, 5, 3, 6, tzinfo=UTC),
         "last_timestamp": datetime(2026, 1, 25, 23, 59, tzinfo=UTC),
     }
-    text = header_html(
-        "postgresql://u:pw@h/db", overview, datetime(2026, 12, 1, 17, 0, tzinfo=UTC), version="0.1.0"
-    )
+    text = header_html("postgresql://u:pw@h/db", overview, datetime(2026, 12, 1, 17, 0, tzinfo=UTC), version="0.1.0")
     for expected in (
         "<dt>Database</dt><dd>postgresql://u@h/db</dd>",
         "<dt>Events</dt><dd>20,000</dd>",

@@ -89,9 +89,7 @@ class BodyDecoder:
     def reservation(self) -> Reservation:
         return Reservation(self.budget)
 
-    async def run(
-        self, reservation: Reservation | None, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs
-    ) -> T:
+    async def run(self, reservation: Reservation | None, work: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """`work` on a decoding thread; the event loop serves other requests meanwhile. With a reservation (the
         key is not checked yet) BudgetExhausted when `max_waiting` such bodies are already queued or decoding."""
         loop = asyncio.get_running_loop()
