@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, Literal
 
@@ -37,16 +37,7 @@ class ExportedEvent(EventIn):
     received_at: UtcDatetime | None = None
 
     def to_draft(self) -> EventDraft:
-        return EventDraft(
-            user_id=self.user_id,
-            action=self.action,
-            source=self.source,
-            metadata=self.metadata,
-            event_id=self.event_id,
-            timestamp=self.timestamp,
-            sent_at=self.sent_at,
-            received_at=self.received_at,
-        )
+        return replace(super().to_draft(), received_at=self.received_at)
 
 
 _exported: TypeAdapter[ExportedEvent] = TypeAdapter(ExportedEvent)
