@@ -216,7 +216,7 @@ def build_runtime(
         allowed_actions=settings.metrics_allowed_actions,
         allowed_sources=settings.metrics_allowed_sources,
     )
-    line_log = LineLog(settings.log_level)
+    line_log = LineLog(settings.log_level, settings.log_format)
     rejections = Rejections(metrics, line_log)
     return Runtime(
         settings=settings,

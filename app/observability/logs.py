@@ -185,10 +185,15 @@ class LineLog:
     everything else goes through structlog.
     """
 
-    def __init__(self, level: str = "INFO") -> None:
+    def __init__(self, level: str = "INFO", log_format: str = "json") -> None:
         self._level = _LEVELS[level]
+        # The console format is for a person at a terminal: its lines go through structlog's text renderer.
+        self._text = get_logger("telemetry") if log_format == "console" else None
 
     def _line(self, level: str, event: str, fields: dict[str, Any]) -> None:
+        if self._text is not None:
+            self._text.log(_LEVELS[level.upper()], event, **fields)
+            return
         fields["event"] = event
         structlog.contextvars.merge_contextvars(None, "", fields)
         fields["level"] = level
