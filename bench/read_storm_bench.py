@@ -10,9 +10,7 @@ route, and how many stats were answered 200 and 503.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import sqlite3
 import statistics
 import tempfile
 import threading
@@ -23,6 +21,7 @@ from typing import Any
 import httpx
 
 from bench.ingest_bench import Served
+from tests.support.large_store import fill_events
 
 STORM = 50
 PROBES = ("/healthz", "/readyz", "/metrics", "POST /v1/events")
@@ -30,21 +29,7 @@ PROBES = ("/healthz", "/readyz", "/metrics", "POST /v1/events")
 
 def build(path: Path, rows: int) -> None:
     Served("schema", ["-m", "app", "serve"], {"TELEMETRY_DATABASE_URL": f"sqlite:///{path}"}).stop()
-    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
-        conn.execute("PRAGMA cache_size = -200000")
-        conn.execute(
-            """
-            WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
-            INSERT INTO events (event_id, user_id, action, source, timestamp, received_at, sent_at, metadata)
-            SELECT printf('00000000-0000-4000-8000-%012x', i), 'user-' || (i % 5000),
-                   CASE i % 4 WHEN 0 THEN 'view' WHEN 1 THEN 'click' WHEN 2 THEN 'buy' ELSE 'search' END,
-                   CASE i % 3 WHEN 0 THEN 'web' WHEN 1 THEN 'ios' ELSE 'android' END,
-                   strftime('%Y-%m-%dT%H:%M:%S.000000Z', 1767225600 + i * 30, 'unixepoch'),
-                   '2026-06-01T00:00:00.000000Z', NULL, '{}'
-            FROM n
-            """,
-            (rows - 1,),
-        )
+    fill_events(path, rows)
 
 
 def storm(url: str, duration_s: float) -> dict[str, Any]:

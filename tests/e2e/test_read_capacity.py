@@ -7,8 +7,6 @@ over a recursive CTE into the service's own schema (the server creates it), so o
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 import statistics
 import threading
 import time
@@ -16,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.large_store import fill_events
 from tests.support.problems import assert_problem
 from tests.support.server import ServerProcess
 
@@ -28,21 +27,7 @@ LATENCY_BOUND_S = 0.2
 def _build_large_database(path: Path, rows: int) -> None:
     """The service creates its schema; the rows go in with one statement (seconds, not minutes)."""
     ServerProcess(f"sqlite:///{path}").wait_ready().terminate()
-    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
-        conn.execute("PRAGMA cache_size = -200000")
-        conn.execute(
-            """
-            WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
-            INSERT INTO events (event_id, user_id, action, source, timestamp, received_at, sent_at, metadata)
-            SELECT printf('00000000-0000-4000-8000-%012x', i), 'user-' || (i % 5000),
-                   CASE i % 4 WHEN 0 THEN 'view' WHEN 1 THEN 'click' WHEN 2 THEN 'buy' ELSE 'search' END,
-                   CASE i % 3 WHEN 0 THEN 'web' WHEN 1 THEN 'ios' ELSE 'android' END,
-                   strftime('%Y-%m-%dT%H:%M:%S.000000Z', 1767225600 + i * 30, 'unixepoch'),
-                   '2026-06-01T00:00:00.000000Z', NULL, '{}'
-            FROM n
-            """,
-            (rows - 1,),
-        )
+    fill_events(path, rows)
 
 
 def test_health_metrics_and_ingest_stay_fast_during_a_stats_storm(tmp_path: Path) -> None:
