@@ -93,7 +93,7 @@ def run_measured(command: list[str]) -> tuple[float, int, float]:
     return seconds, peak, _children_cpu() - cpu_before
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--users", type=int, default=10_000)
@@ -104,7 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh", action="store_true", help="simulate again even if the database exists")
     parser.add_argument("--database-url", default=None, help="an existing store instead of a simulated one")
     parser.add_argument("--mode", choices=("report", "package"), default="report")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     db = args.workdir / f"events-{args.events}-{args.users}-{args.days}.db"

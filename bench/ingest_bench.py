@@ -393,8 +393,8 @@ def top_frames(raw: Path, n: int = 15) -> dict[str, list[tuple[str, float]]]:
     return {"own_pct": share(own, n), "inclusive_pct": share(inclusive, 4 * n)}
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest_bench", description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=10, help="seconds of each wrk run")
     parser.add_argument("--big-events", type=int, default=5_000_000, help="events already stored (0: skip)")
@@ -410,7 +410,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         default=[],
         help="'NAME;ENV=VALUE ...;--serve-args[;TREE]': another service configuration, loaded in the same rounds",
     )
-    args, _ = parser.parse_known_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = build_parser().parse_args(argv)
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk (make bench does it when run as root)")
 

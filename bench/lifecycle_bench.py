@@ -134,7 +134,7 @@ def ingest_during_retention(folder: Path, old_events: int, seconds: float, round
     return result
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--import-events", type=int, default=200_000)
     parser.add_argument("--parquet-events", type=int, default=1_000_000)
@@ -144,7 +144,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--chunk-rows", default="1000", help="TELEMETRY_RETENTION_CHUNK_ROWS of the pass")
     parser.add_argument("--skip", action="append", default=[], choices=("import", "parquet", "retention"))
-    args, _ = parser.parse_known_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = build_parser().parse_args(argv)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="lifecycle-bench-") as tmp:
         folder = Path(tmp)

@@ -178,13 +178,17 @@ def run_copy(url: str, events: list[dict[str, Any]]) -> float:
         return len(events) / (time.perf_counter() - started)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.postgres_bench", description=__doc__.split("\n")[0])
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes of the service")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
 
     results: dict[str, list[float]] = {"service": [], "executemany": [], "copy": []}
     for n in range(args.rounds):

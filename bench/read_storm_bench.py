@@ -83,11 +83,15 @@ def storm(url: str, duration_s: float) -> dict[str, Any]:
     return {"stats_statuses": statuses, **{name: summary(v) for name, v in latencies.items() if v}}
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--storm-rows", type=int, default=1_000_000)
     parser.add_argument("--storm-duration", type=float, default=20.0)
-    args, _ = parser.parse_known_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = build_parser().parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="read-storm-") as tmp:
         db = Path(tmp) / "telemetry.db"
         build(db, args.storm_rows)

@@ -128,13 +128,17 @@ def one_run(variant: str, duration_s: int, readers: int, script: Path) -> dict[s
         }
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--wal-duration", type=int, default=90, help="seconds of each wrk run")
     parser.add_argument("--wal-rounds", type=int, default=1)
     parser.add_argument("--wal-readers", type=int, default=READERS, help="concurrent GET /v1/stats loops")
     parser.add_argument("--wal-variant", action="append", choices=sorted(VARIANTS), help="default: both")
-    args, _ = parser.parse_known_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = build_parser().parse_args(argv)
     variants = args.wal_variant or list(VARIANTS)
     body = json.dumps({"events": [event_body(n) for n in range(BATCH)]}).encode()
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
