@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     )
     shutdown_timeout_s: float = Field(default=20.0, gt=0, description="Time SIGTERM allows to drain and commit.")
     batch_max_events: int = Field(default=1000, ge=1, description="Most events in one POST /v1/events/batch.")
+    lean_ingest: bool = Field(
+        default=True,
+        description="POST /v1/events and /v1/events/batch answered by the edge layer's lean handler: the same"
+        " checks, validation and answers as the FastAPI route, without its per-request machinery. false: through"
+        " the FastAPI route (docs/benchmarks.md compares the two).",
+    )
     metrics_label_max_values: int = Field(
         default=50, ge=1, description="Distinct client-supplied values per metric label before 'other'."
     )

@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, *, runtime: Runtime | None = No
         rejections=runtime.rejections,
         access=runtime.access,
         routes=lambda: app.routes,
+        runtime=runtime,
     )
     app.add_middleware(RequestContextMiddleware, metrics=runtime.metrics, log=runtime.line_log)
     install_tracing(app, settings, runtime.metrics)  # outermost middleware: its span encloses the request's logs

@@ -7,6 +7,9 @@ In this order, before the route reads a byte of the body:
   as it arrives (413 one chunk past the limit) and a stalled one is a 408 after request_body_timeout_s;
 - the API key and scope (bearer), for routes that do not take their key from the body: 401/403/429;
 - the media type: a route taking a JSON body answers 415 to anything else.
+
+Then the route answers: through FastAPI, or, for a route whose policy names a lean handler (the JSON ingest
+routes, with lean_ingest on), through that handler on the body read here (lean_ingest.py).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from dataclasses import dataclass
 
 from fastapi.routing import iter_route_contexts
 from starlette.datastructures import Headers
+from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,6 +31,7 @@ from app.api.policy import OPEN, RoutePolicy, policy_of
 from app.api.problems import ApiProblem, api_problem_response, problem_response
 from app.api.security import bearer_from
 from app.api.strict_json import is_json_media_type
+from app.bootstrap import Runtime
 from app.config import Settings
 from app.services.rejections import RejectionReason, Rejections
 
@@ -94,8 +99,10 @@ class EdgeMiddleware:
         rejections: Rejections,
         access: AccessGuard,
         routes: Callable[[], Sequence[BaseRoute]],
+        runtime: Runtime | None = None,  # for the routes' lean handlers; None: every route through the app
     ) -> None:
         self.app = app
+        self.runtime = runtime if settings.lean_ingest else None
         self.settings = settings
         self.timeout_s = settings.request_body_timeout_s
         self.origins = frozenset(settings.cors_origins)
@@ -191,6 +198,17 @@ class EdgeMiddleware:
             scope["route"] = matched.route  # answered for that route: labelled with it in the metrics
             await api_problem_response(exc)(scope, receive, send)
             return
+        if policy.lean is not None and self.runtime is not None and scope["method"] == "POST":
+            scope["route"] = matched.route
+            try:
+                body = await _whole_body(receive)
+            except ClientDisconnect:
+                # What the route answers when its body cannot be read (nobody reads it: the client is gone).
+                await problem_response(400, "There was an error parsing the body")(scope, receive, send)
+                return
+            response = await policy.lean(self.runtime, body)
+            await response(scope, receive, send)
+            return
         await self.app(scope, receive, send)
 
     def _authorize(self, scope: Scope, headers: Headers, policy: RoutePolicy) -> None:
@@ -227,6 +245,18 @@ class EdgeMiddleware:
                 headers={"Connection": "close"},
             )
         await response(scope, receive, send)
+
+
+async def _whole_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.request":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+        elif message["type"] == "http.disconnect":
+            raise ClientDisconnect
 
 
 def _content_length(headers: Headers) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -11,7 +12,8 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.responses import Response
 
 from app.api.deps import ACCESS_PROBLEMS, BODY_PROBLEMS, FilterDep, ReadsDep, ServiceDep, SettingsDep, runtime_of
-from app.api.policy import INGEST_JSON, READ
+from app.api.lean_ingest import lean_answer
+from app.api.policy import INGEST_JSON_POLICY, READ, declare
 from app.api.problems import ApiProblem, field_errors, problem_responses
 from app.api.schemas import (
     BatchIn,
@@ -27,6 +29,7 @@ from app.api.schemas import (
     event_json,
 )
 from app.api.strict_json import JsonRoute
+from app.bootstrap import Runtime
 from app.models import InvalidEvent
 from app.repository.port import AddResult, AddStatus, EventQuery, StatsQuery
 from app.services.event_service import EventDraft, Refusal
@@ -35,39 +38,16 @@ from app.services.rejections import RejectionReason
 # JsonRoute: strict JSON bodies (400). Key, scope, body limit and media type: the edge (RoutePolicy).
 router = APIRouter(prefix="/v1", tags=["events"], route_class=JsonRoute)
 _event_adapter: TypeAdapter[EventIn] = TypeAdapter(EventIn)
+_batch_adapter: TypeAdapter[BatchIn] = TypeAdapter(BatchIn)
 
 
-@router.post(
-    "/events",
-    status_code=201,
-    response_model=EventOut,
-    summary="Record one user action",
-    dependencies=[INGEST_JSON],
-    responses={
-        200: {"model": EventOut, "description": "Already stored with this event_id and the same payload"},
-        **ACCESS_PROBLEMS,
-        **BODY_PROBLEMS,
-        **problem_responses(409, 503),
-    },
-)
-async def record_event(event: EventIn, request: Request) -> Response:
-    # The ingest routes read their service from the runtime directly: a Depends() costs every request a
-    # sub-dependency resolution, which the profile showed as FastAPI's largest per-request item.
-    service = runtime_of(request).service
-    result = await service.record_event(event.to_draft())
+async def _record_one(runtime: Runtime, event: EventIn) -> Response:
+    result = await runtime.service.record_event(event.to_draft())
     status = 201 if result.status is AddStatus.ACCEPTED else 200
     return JsonBody(event_json(result.event), status_code=status)
 
 
-@router.post(
-    "/events/batch",
-    response_model=BatchOut,
-    summary="Record many user actions; each item is accepted or refused on its own",
-    dependencies=[INGEST_JSON],
-    responses={**ACCESS_PROBLEMS, **BODY_PROBLEMS, **problem_responses(503)},
-)
-async def record_batch(batch: BatchIn, request: Request) -> Response:
-    runtime = runtime_of(request)
+async def _record_many(runtime: Runtime, batch: BatchIn) -> Response:
     service, settings = runtime.service, runtime.settings
     if len(batch.events) > settings.batch_max_events:
         runtime.rejections(RejectionReason.BATCH_TOO_LARGE, len(batch.events))
@@ -85,6 +65,44 @@ async def record_batch(batch: BatchIn, request: Request) -> Response:
     for r in results:
         counts[r["status"]] += 1
     return JsonBody({**counts, "results": results})
+
+
+async def _lean_record_event(runtime: Runtime, body: bytes) -> Response:
+    return await lean_answer(runtime, body, _event_adapter, _record_one)
+
+
+async def _lean_record_batch(runtime: Runtime, body: bytes) -> Response:
+    return await lean_answer(runtime, body, _batch_adapter, _record_many)
+
+
+@router.post(
+    "/events",
+    status_code=201,
+    response_model=EventOut,
+    summary="Record one user action",
+    dependencies=[declare(replace(INGEST_JSON_POLICY, lean=_lean_record_event))],
+    responses={
+        200: {"model": EventOut, "description": "Already stored with this event_id and the same payload"},
+        **ACCESS_PROBLEMS,
+        **BODY_PROBLEMS,
+        **problem_responses(409, 503),
+    },
+)
+async def record_event(event: EventIn, request: Request) -> Response:
+    # The ingest routes read the runtime directly: a Depends() costs every request a sub-dependency
+    # resolution, which the profile showed as FastAPI's largest per-request item.
+    return await _record_one(runtime_of(request), event)
+
+
+@router.post(
+    "/events/batch",
+    response_model=BatchOut,
+    summary="Record many user actions; each item is accepted or refused on its own",
+    dependencies=[declare(replace(INGEST_JSON_POLICY, lean=_lean_record_batch))],
+    responses={**ACCESS_PROBLEMS, **BODY_PROBLEMS, **problem_responses(503)},
+)
+async def record_batch(batch: BatchIn, request: Request) -> Response:
+    return await _record_many(runtime_of(request), batch)
 
 
 def _draft_or_refusal(item: Any) -> EventDraft | Refusal:

@@ -1,6 +1,6 @@
 """Each route's edge policy, declared where the route is declared, enforced by one layer (edge.py).
 
-A route lists its policy among its dependencies: `dependencies=[INGEST_JSON]`. The policy is a FastAPI
+A route lists its policy among its dependencies: `dependencies=[READ]`. The policy is a FastAPI
 dependency too, so the OpenAPI schema names the bearer scheme and scope of every route that checks one,
 and the route may read the caller's ApiKey. The edge layer finds the policy of the route a request
 matches and applies it before the body is read: body limit, CORS, API key and scope, JSON media type.
@@ -8,9 +8,9 @@ matches and applies it before the body is read: body limit, CORS, API key and sc
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Request, Security
 from fastapi.params import Depends
@@ -21,6 +21,14 @@ from starlette.routing import BaseRoute
 from app.api.access import ApiKey
 from app.api.security import authorize, bearer_token
 from app.config import Scope, Settings
+
+if TYPE_CHECKING:
+    from starlette.responses import Response
+
+    from app.bootstrap import Runtime
+
+# The route's answer to a whole body, computed without FastAPI's request machinery (see RoutePolicy.lean).
+LeanHandler = Callable[["Runtime", bytes], Awaitable["Response"]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +43,10 @@ class RoutePolicy:
     json_body: bool = False  # a body declared as JSON (UTF-8) or 415
     cors: bool = False  # open to the configured browser origins (POST, no credentials)
     body_limit: Callable[[Settings], int] | None = None  # None: request_max_bytes
+    # The route's own handler on the body the edge read (TELEMETRY_LEAN_INGEST): the same validation, service
+    # call and answers as the FastAPI route, without its per-request routing, dependency solving and Request
+    # objects. The route stays declared as it is (OpenAPI, and the path taken with lean_ingest off).
+    lean: LeanHandler | None = None
 
     def max_body_bytes(self, settings: Settings) -> int:
         return self.body_limit(settings) if self.body_limit is not None else settings.request_max_bytes
@@ -103,7 +115,8 @@ def posthog_body_limit(settings: Settings) -> int:
     return max(settings.request_max_bytes, settings.posthog_max_body_bytes)
 
 
-INGEST_JSON = declare(RoutePolicy(scope="ingest", json_body=True, cors=True))
+# The JSON ingest routes declare it with their own lean handler: declare(replace(INGEST_JSON_POLICY, lean=...)).
+INGEST_JSON_POLICY = RoutePolicy(scope="ingest", json_body=True, cors=True)
 READ = declare(RoutePolicy(scope="read"))
 ADMIN = declare(RoutePolicy(scope="admin"))
 ADMIN_JSON = declare(RoutePolicy(scope="admin", json_body=True))

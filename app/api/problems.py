@@ -111,6 +111,38 @@ _DOMAIN_STATUS: dict[type[DomainError], tuple[int, str]] = {
 }
 
 
+def validation_problem(errors: Sequence[Any], rejections: Rejections | None) -> Response:
+    """The 400 (malformed JSON) or 422 for a request's validation errors, as FastAPI reports them (locations
+    under "body", "query"...); counted by `rejections` when given (a refused ingest request, not a bad query)."""
+    invalid_json = [e for e in errors if e.get("type") == "json_invalid"]
+    if invalid_json:
+        if rejections is not None:
+            rejections(RejectionReason.MALFORMED_JSON)
+        return malformed_json_problem((invalid_json[0].get("ctx") or {}).get("error"))
+    if rejections is not None:
+        rejections(RejectionReason.INVALID)
+    fields = field_errors(errors)
+    detail = "; ".join(f"{f['field'] or 'request'}: {f['message']}" for f in fields[:5])
+    return problem_response(422, f"Validation failed: {detail}", slug="validation-error", errors=fields)
+
+
+def malformed_json_problem(why: str | None) -> Response:
+    detail = f"The request body is not valid JSON: {why}." if why else "The request body is not valid JSON."
+    return problem_response(400, detail, slug="malformed-json")
+
+
+def domain_problem(exc: DomainError) -> Response:
+    status, slug = next((v for k, v in _DOMAIN_STATUS.items() if isinstance(exc, k)), (500, "internal-error"))
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+    extra: dict[str, Any] = {}
+    if isinstance(exc, EventConflict):
+        extra = {"event_id": str(exc.event_id), "conflicting_fields": list(exc.fields)}
+    elif isinstance(exc, InvalidEvent):  # already counted by the service, with its reason
+        error = {"field": exc.field or "", "message": str(exc), "type": exc.reason}
+        extra = {"reason": exc.reason, "errors": [error]}
+    return problem_response(status, str(exc), slug=slug, headers=headers, **extra)
+
+
 def allowed_methods(request: Request) -> list[str]:
     """Every method some route serves on the request's path (asking each route, as the router does)."""
     allowed = []
@@ -124,22 +156,8 @@ def allowed_methods(request: Request) -> list[str]:
 def install_problem_handlers(app: FastAPI, rejections: Rejections) -> None:
     """Map every error to a problem response; refused ingest requests are counted by `rejections`."""
 
-    def count_rejection(request: Request, reason: RejectionReason) -> None:
-        if request.method == "POST":  # a refused ingest request, not a bad query
-            rejections(reason)
-
     async def on_validation(request: Request, exc: RequestValidationError) -> Response:
-        errors = exc.errors()
-        invalid_json = [e for e in errors if e.get("type") == "json_invalid"]
-        if invalid_json:
-            count_rejection(request, RejectionReason.MALFORMED_JSON)
-            why = (invalid_json[0].get("ctx") or {}).get("error")
-            detail = f"The request body is not valid JSON: {why}." if why else "The request body is not valid JSON."
-            return problem_response(400, detail, slug="malformed-json")
-        count_rejection(request, RejectionReason.INVALID)
-        fields = field_errors(errors)
-        detail = "; ".join(f"{f['field'] or 'request'}: {f['message']}" for f in fields[:5])
-        return problem_response(422, f"Validation failed: {detail}", slug="validation-error", errors=fields)
+        return validation_problem(exc.errors(), rejections if request.method == "POST" else None)
 
     async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
@@ -158,15 +176,7 @@ def install_problem_handlers(app: FastAPI, rejections: Rejections) -> None:
         return api_problem_response(exc)
 
     async def on_domain(request: Request, exc: DomainError) -> Response:
-        status, slug = next((v for k, v in _DOMAIN_STATUS.items() if isinstance(exc, k)), (500, "internal-error"))
-        headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
-        extra: dict[str, Any] = {}
-        if isinstance(exc, EventConflict):
-            extra = {"event_id": str(exc.event_id), "conflicting_fields": list(exc.fields)}
-        elif isinstance(exc, InvalidEvent):  # already counted by the service, with its reason
-            error = {"field": exc.field or "", "message": str(exc), "type": exc.reason}
-            extra = {"reason": exc.reason, "errors": [error]}
-        return problem_response(status, str(exc), slug=slug, headers=headers, **extra)
+        return domain_problem(exc)
 
     app.add_exception_handler(RequestValidationError, on_validation)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, on_http)  # type: ignore[arg-type]
