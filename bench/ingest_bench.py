@@ -640,3 +640,7 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
         lines += ["", "| inclusive % | frame |", "|---:|---|"]
         lines += [f"| {pct} | `{frame}` |" for frame, pct in frames["inclusive_pct"] if "app/" in frame]
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

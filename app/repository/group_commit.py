@@ -85,6 +85,7 @@ class GroupCommitWriter:
         self._queued_events = 0
         self._cond = threading.Condition()
         self._closing = False
+        self._after_commit: Callable[[], None] | None = None
         self._last_failure: tuple[float, str] | None = None  # (monotonic time, why) until a commit succeeds
         self._thread = threading.Thread(target=self._run, name="group-commit-writer", daemon=True)
         self._thread.start()
@@ -114,6 +115,11 @@ class GroupCommitWriter:
         future: asyncio.Future[list[AddResult]] = loop.create_future()
         self.submit(events, functools.partial(_to_future, loop, future))
         return await future
+
+    def after_each_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` on the writer thread once a transaction's outcomes have all been delivered (set it
+        before the first submit): whoever delivers them one by one can then send them all at once."""
+        self._after_commit = callback
 
     def submit(self, events: Sequence[UserActionEvent], deliver: Callable[[Outcome], None]) -> None:
         """append() without an event loop: `deliver` gets the outcome on the writer thread, after COMMIT.
@@ -151,6 +157,9 @@ class GroupCommitWriter:
     def _run(self) -> None:
         while (taken := self._take()) is not None:
             self._commit(taken)
+            if self._after_commit is not None:
+                with contextlib.suppress(Exception):  # like a delivery: it must not stop the writer
+                    self._after_commit()
             if self._between_commits is not None:
                 with contextlib.suppress(Exception):  # upkeep failing must never stop the writer; it runs again
                     self._between_commits()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import selectors
 import signal
 import socket
 import subprocess
@@ -92,21 +93,45 @@ _REFUSALS: tuple[tuple[type[DomainError], str], ...] = (
 )
 
 
+class _Peer:
+    """One worker's connection: the bytes of a frame not yet complete, and the answers waiting to be sent."""
+
+    __slots__ = ("conn", "inbox", "outbox", "send_lock")
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.inbox = bytearray()
+        self.outbox: list[bytes] = []  # appended and sent by the writer thread only
+        self.send_lock = threading.Lock()
+
+    def send(self, message: bytes) -> None:
+        with self.send_lock, contextlib.suppress(OSError):  # a worker gone: its answer has nobody to go to
+            self.conn.sendall(message)
+
+
+_READ_BYTES = 2**20
+
+
 class WriterServer:
     """Answers the workers' requests through one GroupCommitWriter, without an event loop.
 
-    A thread per connection reads requests and submits them; the writer thread sends each answer itself
-    right after COMMIT, so an answer costs no hand-off to another thread of this process.
+    One thread reads every connection (a selector: no thread per worker) and submits each request; the
+    writer thread collects each transaction's answers per connection and sends them after COMMIT in one
+    write, so a transaction of many requests costs one send per worker, not one per request.
     """
 
     def __init__(self, writer: GroupCommitWriter, commits: ReportedCommits) -> None:
         self._writer = writer
         self._commits = commits
         # Oldest first: the first live connection is the one told the queue depth.
-        self._connections: dict[socket.socket, threading.Lock] = {}
+        self._connections: dict[socket.socket, _Peer] = {}
         self._lock = threading.Lock()
+        self._waiting: dict[_Peer, None] = {}  # peers with answers in their outbox, in first-answer order
         self._listener: socket.socket | None = None
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._selector = selectors.DefaultSelector()
         self._closed = False
+        writer.after_each_commit(self._send_answers)
 
     def listen(self, socket_path: Path) -> None:
         socket_path.unlink(missing_ok=True)  # a dead predecessor's socket file
@@ -114,81 +139,102 @@ class WriterServer:
         listener.bind(str(socket_path))
         listener.listen(128)
         self._listener = listener
-        threading.Thread(target=self._accept, args=(listener,), name="writer-accept", daemon=True).start()
+        self._selector.register(listener, selectors.EVENT_READ, None)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        threading.Thread(target=self._read_requests, name="writer-requests", daemon=True).start()
         threading.Thread(target=self._push_depth, name="writer-depth", daemon=True).start()
 
     def _push_depth(self) -> None:
         """Send the latest queue depth to the oldest connection whenever it changes (or that connection does)."""
-        told: tuple[socket.socket, tuple[int, int | None]] | None = None
+        told: tuple[_Peer, tuple[int, int | None]] | None = None
         while not self._closed:
             self._commits.depth_changed.wait(1.0)
             self._commits.depth_changed.clear()
             with self._lock:
-                first = next(iter(self._connections.items()), None)
+                first = next(iter(self._connections.values()), None)
             if first is None:
                 continue
-            conn, send_lock = first
             gauges = self._commits.gauges
-            if told == (conn, gauges):
+            if told == (first, gauges):
                 continue
-            with send_lock, contextlib.suppress(OSError):
-                conn.sendall(wire.depth(*gauges))
-            told = (conn, gauges)
+            first.send(wire.depth(*gauges))
+            told = (first, gauges)
             # A gauge, scraped every few seconds: at most this many updates a second, not two per request.
             time.sleep(_DEPTH_INTERVAL_S)
 
-    def _accept(self, listener: socket.socket) -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return  # closed: no new connections
-            with self._lock:
-                self._connections[conn] = threading.Lock()
-            self._commits.depth_changed.set()  # a first connection learns the depth at once
-            threading.Thread(target=self.serve_connection, args=(conn,), name="writer-connection", daemon=True).start()
+    def _read_requests(self) -> None:
+        while not self._closed:
+            for key, _ in self._selector.select():
+                if key.fileobj is self._listener:
+                    self._accept()
+                elif isinstance(key.data, _Peer):
+                    self._read(key.data)
+        self._selector.close()
 
-    def serve_connection(self, conn: socket.socket) -> None:
-        with self._lock:
-            send_lock = self._connections.setdefault(conn, threading.Lock())
-        reader = conn.makefile("rb")
+    def _accept(self) -> None:
+        assert self._listener is not None
         try:
-            while header := reader.read(wire.HEADER_BYTES):
-                if len(header) < wire.HEADER_BYTES:
-                    return
-                number, rows = orjson.loads(reader.read(wire.frame_length(header)))
-                self._submit(conn, send_lock, number, rows)
+            conn, _ = self._listener.accept()
+        except OSError:
+            return  # closed: no new connections
+        peer = _Peer(conn)
+        with self._lock:
+            self._connections[conn] = peer
+        self._selector.register(conn, selectors.EVENT_READ, peer)
+        self._commits.depth_changed.set()  # a first connection learns the depth at once
+
+    def _read(self, peer: _Peer) -> None:
+        try:
+            data = peer.conn.recv(_READ_BYTES)
+            if not data:
+                raise ConnectionResetError("end of file")
+            inbox = peer.inbox
+            inbox += data
+            offset = 0
+            while len(inbox) - offset >= wire.HEADER_BYTES:
+                end = offset + wire.HEADER_BYTES + wire.frame_length(bytes(inbox[offset : offset + wire.HEADER_BYTES]))
+                if len(inbox) < end:
+                    break
+                number, rows = orjson.loads(memoryview(inbox)[offset + wire.HEADER_BYTES : end])
+                offset = end
+                self._submit(peer, number, rows)
+            del inbox[:offset]
         except (OSError, ValueError):
-            return  # the worker went away (or sent garbage); whatever it sent before is still committed
-        finally:
-            reader.close()
+            # The worker went away (or sent garbage); whatever it sent before is still committed and answered.
+            self._selector.unregister(peer.conn)
             with self._lock:
-                self._connections.pop(conn, None)
+                self._connections.pop(peer.conn, None)
             self._commits.depth_changed.set()  # the next connection in line may now be the one told
 
-    def _submit(self, conn: socket.socket, send_lock: threading.Lock, number: int, rows: list[wire.Row]) -> None:
-        def send(message: bytes) -> None:
-            with send_lock, contextlib.suppress(OSError):  # a worker gone: its answer has nobody to go to
-                conn.sendall(message)
-
-        def deliver(outcome: Any) -> None:
+    def _submit(self, peer: _Peer, number: int, rows: list[wire.Row]) -> None:
+        def deliver(outcome: Any) -> None:  # on the writer thread, after COMMIT; sent by _send_answers
             if isinstance(outcome, BaseException):
-                send(_refusal(number, outcome, self._commits.take()))
+                peer.outbox.append(_refusal(number, outcome, self._commits.take()))
             else:
-                send(wire.answer(number, outcome, self._commits.take()))
+                peer.outbox.append(wire.answer(number, outcome, self._commits.take()))
+            self._waiting[peer] = None
 
         try:
             events = [wire.row_event(row) for row in rows]
             if not events:
-                send(wire.answer(number, [], self._commits.take()))
+                peer.send(wire.answer(number, [], self._commits.take()))
                 return
             self._writer.submit(events, deliver)
         except Exception as exc:  # refused at once (queue full, closing) or rows that are not events
-            send(_refusal(number, exc, self._commits.take()))
+            peer.send(_refusal(number, exc, self._commits.take()))
+
+    def _send_answers(self) -> None:
+        """After each transaction, on the writer thread: each connection's answers in one write."""
+        waiting, self._waiting = self._waiting, {}
+        for peer in waiting:
+            answers, peer.outbox = peer.outbox, []
+            peer.send(answers[0] if len(answers) == 1 else b"".join(answers))
 
     def close(self) -> None:
         """Stop taking connections, then hang up on the workers (after the writer has drained)."""
         self._closed = True
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")  # the reading thread leaves its select
         if self._listener is not None:
             self._listener.close()
         with self._lock:

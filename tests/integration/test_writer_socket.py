@@ -4,6 +4,7 @@ to the WriterServer that `python -m app.repository.writer_process` runs, on a re
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -121,6 +122,22 @@ def test_many_concurrent_requests_share_transactions_and_each_gets_its_own_answe
                 assert {a.status for a in got} == {AddStatus.ACCEPTED}
             assert sum(metrics.commits) == sum(len(r) for r in requests)
             assert len(metrics.commits) < len(requests)  # group commit: fewer transactions than requests
+
+    run(scenario)
+
+
+def test_one_thread_reads_every_worker_connection(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        path = tmp_path / "w.sock"
+        async with writer_socket(path) as (first, _):
+            await first.append([event()])
+            threads = threading.active_count()
+            others = [WriterClient(path, RecordingMetrics(), capacity=100) for _ in range(5)]
+            answers = await asyncio.gather(*(client.append([event()]) for client in others))
+            assert [a.status for (a,) in answers] == [AddStatus.ACCEPTED] * 5
+            assert threading.active_count() == threads  # no thread per connection
+            for client in others:
+                await client.aclose()
 
     run(scenario)
 
