@@ -81,7 +81,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run_service(url: str, events: list[dict[str, Any]], clients: int, workers: int) -> float:
+def run_service(
+    url: str, events: list[dict[str, Any]], clients: int, workers: int, cpu_per_event: list[float] | None = None
+) -> float:
+    """Events/s of the service; its CPU (every process: workers, writer) per event goes to `cpu_per_event`."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TELEMETRY_")}
     # Default settings, INFO logs included (one JSON line per event), as in production; stdout is discarded.
@@ -124,12 +127,15 @@ def run_service(url: str, events: list[dict[str, Any]], clients: int, workers: i
                         failures.append(response.text[:200])
 
         threads = [threading.Thread(target=client) for _ in range(clients)]
+        cpu_before = tree_cpu_s(proc.pid)
         started = time.perf_counter()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         elapsed = time.perf_counter() - started
+        if cpu_per_event is not None:
+            cpu_per_event.append((tree_cpu_s(proc.pid) - cpu_before) * 1e6 / len(events))
         if failures:
             raise RuntimeError(f"{len(failures)} batches not fully accepted: {failures[:3]}")
         with psycopg.connect(url) as conn:
@@ -140,6 +146,20 @@ def run_service(url: str, events: list[dict[str, Any]], clients: int, workers: i
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def tree_cpu_s(pid: int) -> float:
+    """utime + stime of a process and its live descendants (uvicorn workers, a writer process)."""
+    from bench.ingest_bench import CLK_TCK, _descendants
+
+    total = 0
+    for each in [pid, *_descendants(pid)]:
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / CLK_TCK
 
 
 def raw_rows(events: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
@@ -191,32 +211,48 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
 
     results: dict[str, list[float]] = {"service": [], "executemany": [], "copy": []}
+    service_cpu: list[float] = []
+    runners = {
+        "service": lambda url, events: run_service(url, events, args.clients, args.workers, service_cpu),
+        "executemany": run_executemany,
+        "copy": run_copy,
+    }
+    order = list(runners)
     for n in range(args.rounds):
         events = make_events(args.events)
-        with fresh_schema("service") as url:
-            results["service"].append(run_service(url, events, args.clients, args.workers))
-        with fresh_schema("executemany") as url:
-            results["executemany"].append(run_executemany(url, events))
-        with fresh_schema("copy") as url:
-            results["copy"].append(run_copy(url, events))
-        print(f"round {n + 1}: " + ", ".join(f"{k} {v[-1]:,.0f} ev/s" for k, v in results.items()), flush=True)
+        # Each round in another order: whoever runs first (cold server, cold caches) changes from round to round.
+        for name in order[n % len(order) :] + order[: n % len(order)]:
+            with fresh_schema(name) as url:
+                results[name].append(runners[name](url, events))
+        print(
+            f"round {n + 1}: "
+            + ", ".join(f"{k} {v[-1]:,.0f} ev/s" for k, v in results.items())
+            + f"; service CPU {service_cpu[-1]:.1f} us/event; load average {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
 
     median = {k: statistics.median(v) for k, v in results.items()}
+    # Same-run ratios: each round's service against that round's raw path, then the median of those.
+    ratio = {
+        name: statistics.median(s / r for s, r in zip(results["service"], results[name], strict=True))
+        for name in ("executemany", "copy")
+    }
     with psycopg.connect(ADMIN_URL) as conn:
         server_version = conn.execute("SHOW server_version").fetchone()
     print()
     print(
         f"PostgreSQL {server_version[0] if server_version else '?'}, Python {platform.python_version()}, "
         f"{os.cpu_count()} CPUs; {args.events:,} events in batches of {BATCH}, {args.clients} clients, "
-        f"{args.workers} service worker(s), median of {args.rounds} rounds"
+        f"{args.workers} service worker(s), median of {args.rounds} rounds; service CPU (every process of it) "
+        f"{statistics.median(service_cpu):.1f} us/event; load average {os.getloadavg()[0]:.1f} at the end"
     )
     print()
-    print("| path | events/s (median) | service / this |")
+    print("| path | events/s (median) | service / this (median of the rounds' ratios) |")
     print("|---|---:|---:|")
     print(f"| service: POST /v1/events/batch, group commit | {median['service']:,.0f} | 1.00 |")
     raw = {"executemany": "raw psycopg executemany, COMMIT per 100", "copy": "raw psycopg COPY, COMMIT per 100"}
     for name, label in raw.items():
-        print(f"| {label} | {median[name]:,.0f} | {median['service'] / median[name]:.2f} |")
+        print(f"| {label} | {median[name]:,.0f} | {ratio[name]:.2f} |")
     return 0
 
 
