@@ -2,13 +2,14 @@
 FastAPI route, lean_ingest off) accept and refuse exactly the same inputs, with the same status, headers,
 body (modulo generated ids and server clocks) and the same metrics.
 
-Both apps see the same requests in the same order, so a stored event makes the same later duplicate or
-conflict in both."""
+Both apps have the same API keys, CORS origin and limits, and see the same requests (with or without the
+right key and origin) in the same order, so a stored event makes the same later duplicate or conflict in both."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from hashlib import sha256
 from typing import Any
 
 import httpx
@@ -21,7 +22,18 @@ from tests.e2e.test_hostile_input import CORPUS
 from tests.support.event_strategies import NAME_TEXT, event_bodies, metadata
 from tests.support.in_process import InProcessClient, in_process_app
 
-LIMITS = {"request_max_bytes": 48_000, "event_max_bytes": 4_000, "batch_max_events": 4}
+INGEST_KEY, READ_KEY = "ingest-secret", "read-secret"
+SETTINGS = {
+    "request_max_bytes": 48_000,
+    "event_max_bytes": 4_000,
+    "batch_max_events": 4,
+    "api_keys": f"ingester:{sha256(INGEST_KEY.encode()).hexdigest()}:ingest,"
+    f"reader:{sha256(READ_KEY.encode()).hexdigest()}:read",
+    "cors_origins": "https://app.example",
+}
+# Mostly the right key, so that most requests get past the edge to the body.
+AUTHORIZATIONS = [f"Bearer {INGEST_KEY}"] * 8 + [f"Bearer {READ_KEY}", "Bearer wrong", "Basic eDp5", None]
+ORIGINS = [None, None, "https://app.example", "https://elsewhere.example"]
 JSON = {"content-type": "application/json"}
 # A few fixed ids, so that some requests repeat an event (duplicate) or change it (conflict).
 KNOWN_IDS = [f"0190a3e4-5b6c-7d8e-9f00-{n:012d}" for n in range(3)]
@@ -37,8 +49,8 @@ COMPARED_METRICS = (
 def both(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[InProcessClient, InProcessClient]]:
     lean_dir, route_dir = tmp_path_factory.mktemp("lean"), tmp_path_factory.mktemp("route")
     with (
-        in_process_app(lean_dir, lean_ingest=True, **LIMITS) as lean,
-        in_process_app(route_dir, lean_ingest=False, **LIMITS) as route,
+        in_process_app(lean_dir, lean_ingest=True, **SETTINGS) as lean,
+        in_process_app(route_dir, lean_ingest=False, **SETTINGS) as route,
     ):
         yield lean, route
 
@@ -152,13 +164,21 @@ def _metrics(client: InProcessClient) -> dict[tuple[str, tuple[tuple[str, str], 
     return found
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(request=requests)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(request=requests, authorization=st.sampled_from(AUTHORIZATIONS), origin=st.sampled_from(ORIGINS))
 def test_the_lean_path_and_the_fastapi_route_answer_every_input_alike(
-    both: tuple[InProcessClient, InProcessClient], request: tuple[str, dict[str, str], bytes]
+    both: tuple[InProcessClient, InProcessClient],
+    request: tuple[str, dict[str, str], bytes],
+    authorization: str | None,
+    origin: str | None,
 ) -> None:
     lean, route = both
-    path, headers, body = request
+    path, content_type, body = request
+    headers = dict(content_type)
+    if authorization is not None:
+        headers["authorization"] = authorization
+    if origin is not None:
+        headers["origin"] = origin
     answers = [client.post(path, content=body, headers=headers) for client in (lean, route)]
     assert answers[0].status_code == answers[1].status_code, (answers[0].text[:500], answers[1].text[:500])
     assert answers[0].status_code < 500, answers[0].text[:500]
