@@ -13,9 +13,10 @@ the copy leaves out (metadata text of chosen rows).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,6 +24,7 @@ from typing import Any, Protocol
 import duckdb
 import pandas as pd
 
+from analysis.cache import CacheUse
 from analysis.sql import sqlite as sqlite_sql
 from analysis.sql.store import StoreQueries
 
@@ -49,18 +51,40 @@ class Database:
     url: str
     adbc_uri: str  # the same store, as the ADBC driver opens it for the bulk read
     backend: str  # "sqlite" or "postgresql"
+    # Where the engine's columnar copy is kept between runs (analysis/cache.py); None: loaded every time.
+    cache_directory: Path | None = None
+    cache_use: CacheUse | None = None  # how the engine got its events, once it is loaded
     _engine: duckdb.DuckDBPyConnection | None = field(default=None, repr=False)
+    _through: int = field(default=0, repr=False)
     _spill: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
     _derived: set[str] = field(default_factory=set, repr=False)
 
     def engine(self) -> duckdb.DuckDBPyConnection:
         """The DuckDB connection holding the `events` table (loaded on first call; see analysis/load.py)."""
         if self._engine is None:
-            from analysis.load import load_events
-
             self._spill = tempfile.TemporaryDirectory(prefix="telemetry-analysis-")
-            self._engine = load_events(self, self._spill.name)
+            if self.cache_directory is not None:
+                from analysis.cache import open_engine
+
+                self._engine, self._through, self.cache_use = open_engine(self, self.cache_directory, self._spill.name)
+            else:
+                from analysis.load import load_events
+
+                self._engine, self._through = load_events(self, self._spill.name)
+                self.cache_use = CacheUse("off")
         return self._engine
+
+    @property
+    def cached(self) -> bool:
+        """Whether the engine works on the cache file (derived copies of store data may be kept there)."""
+        self.engine()
+        return self.cache_use is not None and self.cache_use.state in {"warm", "cold", "rebuilt"}
+
+    @property
+    def through(self) -> int:
+        """The last seq the engine holds: look-ups of the store stop there, so they match the engine's rows."""
+        self.engine()
+        return self._through
 
     def frame(self, query: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> pd.DataFrame:
         """Run one engine (DuckDB) query; every analysis query returns an aggregate or a bounded sample."""
@@ -89,6 +113,20 @@ class Database:
             return list(cursor.fetchall())
         finally:
             cursor.close()
+
+    def remembered(self, name: str, compute: Callable[[], Any]) -> Any:
+        """compute(), a JSON value asked of the store itself; with a cache, kept there and reused while the
+        store holds the very rows the engine does (so a warm run does not ask again)."""
+        if not self.cached:
+            return compute()
+        from analysis.cache import remember_answer, remembered_answer
+
+        kept = remembered_answer(self.engine(), name, self.through)
+        if kept is not None:
+            return json.loads(kept)
+        answer = compute()
+        remember_answer(self.engine(), name, self.through, json.dumps(answer))
+        return answer
 
     def derived_table(self, name: str) -> bool:
         """True the first time a derived engine table `name` is asked for (the caller then builds it)."""
@@ -132,12 +170,21 @@ def _open_sqlite(url: str) -> Database:
     return Database(connection, sqlite_sql.QUERIES, url, uri, "sqlite")
 
 
-def connect(database_url: str) -> Database:
-    """Open the event store read-only: sqlite:///PATH or postgresql://... (the URLs the service takes)."""
+def connect(database_url: str, cache: Path | str | None = None) -> Database:
+    """Open the event store read-only: sqlite:///PATH or postgresql://... (the URLs the service takes).
+
+    cache: a directory where the engine's columnar copy of the events is kept between runs (see
+    analysis/cache.py; `analysis.cache.default_directory()` is the user's cache directory); None loads
+    every event from the store each time."""
     if database_url.startswith("sqlite:///"):
-        return _open_sqlite(database_url)
-    if database_url.startswith(("postgresql://", "postgres://")):
+        db = _open_sqlite(database_url)
+    elif database_url.startswith(("postgresql://", "postgres://")):
         from analysis.postgres import open_postgres  # only a PostgreSQL user loads the driver
 
-        return open_postgres(database_url)
-    raise UnsupportedDatabaseUrl(f"unsupported database URL {database_url!r}: use sqlite:///PATH or postgresql://...")
+        db = open_postgres(database_url)
+    else:
+        raise UnsupportedDatabaseUrl(
+            f"unsupported database URL {database_url!r}: use sqlite:///PATH or postgresql://..."
+        )
+    db.cache_directory = Path(cache) if cache is not None else None
+    return db

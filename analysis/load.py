@@ -44,7 +44,7 @@ _CREATE = """
 """
 
 _INSERT = """
-    INSERT INTO events
+    INSERT INTO {table}
     SELECT seq, user_id, action, source, {timestamp}, {received_at}, no_sent_at::BOOLEAN,
            json_extract_string(metadata, '$.session_id'), metadata = '{{}}'
     FROM batches
@@ -77,9 +77,10 @@ def store_batches(db: Database, query: str, params: tuple[Any, ...]) -> Iterator
 
 
 def _read_range(
-    db: Database, engine: duckdb.DuckDBPyConnection, low: int, high: int, errors: list[BaseException]
+    db: Database, engine: duckdb.DuckDBPyConnection, table: str, low: int, high: int, errors: list[BaseException]
 ) -> None:
     insert = _INSERT.format(
+        table=table,
         timestamp=db.sql.engine_time.format(column="timestamp"),
         received_at=db.sql.engine_time.format(column="received_at"),
     )
@@ -96,21 +97,36 @@ def _read_range(
         errors.append(exc)
 
 
-def load_events(db: Database, spill_directory: str) -> duckdb.DuckDBPyConnection:
-    """A new in-memory DuckDB connection holding every stored event in its `events` table; what exceeds
-    the memory limit goes to spill_directory (never the working directory)."""
+def new_engine(spill_directory: str) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the engine's settings; what exceeds the memory limit goes to
+    spill_directory (never the working directory)."""
     engine = duckdb.connect(":memory:")
     engine.execute(f"SET memory_limit = '{ENGINE_MEMORY_LIMIT}'")
     engine.execute("SET temp_directory = ?", [spill_directory])
     engine.execute("SET TimeZone = 'UTC'")
-    engine.execute(_CREATE)
+    return engine
+
+
+def create_events_table(engine: duckdb.DuckDBPyConnection, table: str = "events") -> None:
+    engine.execute(_CREATE.replace("CREATE TABLE events", f"CREATE TABLE {table}"))
+
+
+def store_bounds(db: Database) -> tuple[int, int]:
+    """The store's first and last seq now (0, 0 when it is empty)."""
     first, last = (int(v) for v in db.store_rows(db.sql.seq_bounds)[0])
-    rows = last - first + 1 if last else 0
+    return first, last
+
+
+def read_events(db: Database, engine: duckdb.DuckDBPyConnection, table: str, first: int, last: int) -> None:
+    """Append the store's events with first <= seq <= last to engine table `table`, a few seq ranges at once."""
+    rows = last - first + 1 if last >= first > 0 else 0
+    if not rows:
+        return
     readers = max(1, min(MAX_READERS, os.cpu_count() or 1, rows // ROWS_PER_READER))
     bounds = [first + rows * i // readers for i in range(readers + 1)]
     errors: list[BaseException] = []
     threads = [
-        threading.Thread(target=_read_range, args=(db, engine, bounds[i], bounds[i + 1], errors), daemon=True)
+        threading.Thread(target=_read_range, args=(db, engine, table, bounds[i], bounds[i + 1], errors), daemon=True)
         for i in range(readers)
     ]
     for thread in threads:
@@ -118,6 +134,18 @@ def load_events(db: Database, spill_directory: str) -> duckdb.DuckDBPyConnection
     for thread in threads:
         thread.join()
     if errors:
-        engine.close()
         raise errors[0]
-    return engine
+
+
+def load_events(db: Database, spill_directory: str) -> tuple[duckdb.DuckDBPyConnection, int]:
+    """A new in-memory DuckDB connection holding every stored event in its `events` table, and the last seq
+    it holds."""
+    engine = new_engine(spill_directory)
+    try:
+        create_events_table(engine)
+        first, last = store_bounds(db)
+        read_events(db, engine, "events", first, last)
+    except BaseException:
+        engine.close()
+        raise
+    return engine, last

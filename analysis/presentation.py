@@ -186,9 +186,11 @@ def header_html(
     generated_at: datetime,
     version: str,
     simulated_share: float | None = None,
+    cache: str | None = None,
 ) -> str:
     """The report's provenance: which database, how many events over what time, when, by which version,
-    and how much of it the simulator wrote (events marked simulated: true), if any."""
+    how much of it the simulator wrote (events marked simulated: true), if any, and whether the engine's
+    copy of the events came from the cache (analysis/cache.py)."""
     first, last = overview.get("first_timestamp"), overview.get("last_timestamp")
     fields = [
         ("Database", public_url(database_url)),
@@ -199,6 +201,8 @@ def header_html(
     ]
     if simulated_share:
         fields.append(("Simulated events", f"{percent(simulated_share)} (metadata simulated: true)"))
+    if cache:
+        fields.append(("Cache", cache))
     items = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in fields)
     return f'<dl class="report-header">{items}</dl>'
 

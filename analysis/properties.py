@@ -46,21 +46,48 @@ UNIT_KEYS = ("currency", "unit")
 
 
 def load_property(db: Database, key: str, table: str) -> None:
-    """Build engine table `table` (seq, value, type, unit): key's value in every event whose metadata holds
-    it, and the event's currency or unit (NULL when it names none)."""
+    """Make engine table (or view) `table` (seq, value, type, unit): key's value in every event whose
+    metadata holds it, and the event's currency or unit (NULL when it names none). With a cache, the rows
+    are kept there and only events past the cached mark are searched."""
+    from analysis.load import store_bounds
+
+    engine = db.engine()
+    first, last = store_bounds(db)[0], db.through
+    if not db.cached:
+        engine.execute(f"CREATE TABLE {table} (seq BIGINT, value VARCHAR, type VARCHAR, unit VARCHAR)")
+        _read_property(db, key, table, first, last)
+        return
+    from analysis.cache import CATALOG, cached_property_through, property_cached
+
+    kept = f"{CATALOG}.{table}"
+    through = cached_property_through(engine, table)
+    if through is None:
+        engine.execute(f"CREATE OR REPLACE TABLE {kept} (seq BIGINT, value VARCHAR, type VARCHAR, unit VARCHAR)")
+        through = 0
+    else:
+        engine.execute(f"DELETE FROM {kept} WHERE seq > ?", [through])  # a run that died mid-append
+    _read_property(db, key, kept, max(first, through + 1), last)
+    property_cached(engine, table, max(last, through))
+    engine.execute(f"CHECKPOINT {CATALOG}")
+    engine.execute(f"CREATE VIEW {table} AS SELECT * FROM {kept}")
+
+
+def _read_property(db: Database, key: str, table: str, first: int, last: int) -> None:
+    """Append key's rows among first <= seq <= last to `table`."""
     needle = json.dumps(key)  # the key as it appears quoted in the JSON text (a superset: values match too)
     from analysis.load import CHUNK_ROWS, store_batches
 
     units = "coalesce(" + ", ".join("json_extract_string(metadata, ?)" for _ in UNIT_KEYS) + ")"
     paths = [json_path(key)] * 2 + [json_path(u) for u in UNIT_KEYS] + [json_path(key)]
-    first, last = (int(v) for v in db.store_rows(db.sql.seq_bounds)[0])
+    if first <= 0 or last < first:
+        return
     engine = db.engine().cursor()
     try:
-        engine.execute(f"CREATE TABLE {table} (seq BIGINT, value VARCHAR, type VARCHAR, unit VARCHAR)")
         # Seq ranges one after the other: a key present in every event would otherwise come back as one
         # result the PostgreSQL driver holds whole (all the metadata text at once).
         for low in range(first, last + 1, CHUNK_ROWS):
-            with store_batches(db, db.sql.metadata_naming, (low, low + CHUNK_ROWS, needle)) as found:
+            high = min(low + CHUNK_ROWS, last + 1)
+            with store_batches(db, db.sql.metadata_naming, (low, high, needle)) as found:
                 engine.register("found", found)
                 engine.execute(
                     f"""INSERT INTO {table}

@@ -43,7 +43,7 @@ def _adbc(readers: int) -> Callable[[Database], None]:
         loader.MAX_READERS = readers
         try:
             with tempfile.TemporaryDirectory() as spill:
-                loader.load_events(db, spill).close()
+                loader.load_events(db, spill)[0].close()
         finally:
             loader.MAX_READERS = saved
 

@@ -1,11 +1,12 @@
 """Every question the report asks of the analysis package, once, timed one by one (run by
 bench.analysis_bench --mode package in a child process, so that its peak RSS is measured alone).
 
-    python -m bench.analysis_questions DATABASE_URL [--legacy]
+    python -m bench.analysis_questions DATABASE_URL [--legacy] [--cache DIR]
 
 --legacy: only the 13 questions the issue 5 notebook asked, under the names both the old package (SQL on
 the store) and this one (DuckDB) give them, so the two can be timed on the same data: run it with
-PYTHONPATH pointing at a checkout of either.
+PYTHONPATH pointing at a checkout of either. --cache DIR: the engine's copy kept in DIR between runs
+(analysis/cache.py); the load line then says whether it was cold or warm.
 """
 
 from __future__ import annotations
@@ -89,11 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     chosen = questions()
     if "--legacy" in args:
         chosen = {name: chosen[name] for name in LEGACY}
-    with connect(args[0]) as db:
+    cache = args[args.index("--cache") + 1] if "--cache" in args else None
+    with connect(args[0], cache=cache) if cache else connect(args[0]) as db:
         for name, question in chosen.items():
             begun, cpu = time.perf_counter(), time.process_time()
             question(db)
             print(f"  {name:<28} {time.perf_counter() - begun:6.2f} s wall {time.process_time() - cpu:6.2f} s CPU")
+        if db.cache_use is not None:
+            print(f"  {db.cache_use.describe()}")
     total = time.perf_counter() - started
     print(f"  {'all questions':<28} {total:6.2f} s wall {time.process_time() - cpu_started:6.2f} s CPU")
     return 0

@@ -7,7 +7,10 @@ from analysis.sql.store import StoreQueries
 
 QUERIES = StoreQueries(
     engine_time="{column}",
-    seq_bounds="SELECT COALESCE(MIN(seq), 0) AS first, COALESCE(MAX(seq), 0) AS last FROM events",
+    # Two subqueries: each is an index end look-up, where MIN and MAX side by side scan the table.
+    seq_bounds="""
+        SELECT COALESCE((SELECT MIN(seq) FROM events), 0) AS first, COALESCE((SELECT MAX(seq) FROM events), 0) AS last
+    """,
     events_between="""
         SELECT seq, user_id, action, source, "timestamp" AT TIME ZONE 'UTC' AS "timestamp",
                received_at AT TIME ZONE 'UTC' AS received_at, (sent_at IS NULL)::int AS no_sent_at,
@@ -21,6 +24,8 @@ QUERIES = StoreQueries(
     metadata_naming="""
         SELECT seq, metadata_text AS metadata FROM events WHERE seq >= $1 AND seq < $2 AND strpos(metadata_text, $3) > 0
     """,
+    rows_through="SELECT COUNT(*), COALESCE(SUM(seq), 0) FROM events WHERE seq <= %s",
+    event_id_at="SELECT event_id::text FROM events WHERE seq = %s",
     duplicate_event_ids="""
         SELECT COUNT(*) AS ids, COALESCE(SUM(n - 1), 0)::bigint AS extra_rows
         FROM (SELECT COUNT(*) AS n FROM events GROUP BY event_id HAVING COUNT(*) > 1) AS repeated

@@ -19,5 +19,10 @@ class StoreQueries:
     # seq, metadata of the rows with low <= seq < high whose metadata text holds a quoted key (three
     # parameters, ADBC style).
     metadata_naming: str
+    # One row: rows, seq_sum of the rows with seq <= one parameter (DB-API style): the fingerprint a cached
+    # copy of those rows is checked against (a removal lowers it, a late or reused seq moves it).
+    rows_through: str
+    # The event_id of the row with seq = one parameter (DB-API style), if any.
+    event_id_at: str
     # One row: ids (event_ids stored more than once), extra_rows.
     duplicate_event_ids: str

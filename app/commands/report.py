@@ -86,17 +86,27 @@ def register(commands: Any) -> None:
     parser.add_argument("--notebook", type=Path, default=NOTEBOOK)
     parser.add_argument("--executed", type=Path, default=None, help="also save the executed notebook here")
     parser.add_argument("--cell-timeout", type=int, default=600, help="seconds one cell may run")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=None,
+        help="where the engine's copy of the events is kept between runs, so a run reads only new events "
+        "(default: $XDG_CACHE_HOME/telemetry-analysis, else ~/.cache/telemetry-analysis)",
+    )  # fmt: skip
+    parser.add_argument("--no-cache", action="store_true", help="read every event from the store, keep nothing")
     parser.set_defaults(handler=run)
 
 
-def execute_notebook(notebook: Path, database_url: str, cell_timeout: int = 600) -> Any:
-    """Run every cell in a fresh kernel; the database reaches the parameters cell through the environment."""
+def execute_notebook(notebook: Path, database_url: str, cell_timeout: int = 600, cache_dir: Path | None = None) -> Any:
+    """Run every cell in a fresh kernel; the database and the cache directory (None: no cache) reach the
+    parameters cell through the environment."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
     nb = nbformat.read(notebook, as_version=4)  # type: ignore[no-untyped-call]  # nbformat's API is untyped
-    env = {**os.environ, "TELEMETRY_DATABASE_URL": database_url, "MPLBACKEND": "agg"}
+    env = {
+        **os.environ, "TELEMETRY_DATABASE_URL": database_url, "MPLBACKEND": "agg",
+        "TELEMETRY_ANALYSIS_CACHE": str(cache_dir) if cache_dir is not None else "",
+    }  # fmt: skip
     client = NotebookClient(nb, kernel_name=KERNEL, timeout=cell_timeout, resources={"metadata": {"path": str(ROOT)}})
     try:
         client.execute(env=env)
@@ -135,11 +145,16 @@ def export_html(nb: Any) -> str:
 
 
 def build_report(
-    database_url: str, out: Path, notebook: Path = NOTEBOOK, executed: Path | None = None, cell_timeout: int = 600
+    database_url: str,
+    out: Path,
+    notebook: Path = NOTEBOOK,
+    executed: Path | None = None,
+    cell_timeout: int = 600,
+    cache_dir: Path | None = None,
 ) -> Path:
     import nbformat
 
-    nb = execute_notebook(notebook, database_url, cell_timeout)
+    nb = execute_notebook(notebook, database_url, cell_timeout, cache_dir)
     if executed is not None:
         nbformat.write(nb, executed)  # type: ignore[no-untyped-call]
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -164,8 +179,9 @@ def run(args: argparse.Namespace) -> int:
     except NothingToReport as exc:
         print(f"report: nothing to report, no report written: {exc}", file=sys.stderr)
         return 1
+    cache_dir = None if args.no_cache else (args.cache_dir or _analysis("analysis.cache").default_directory())
     try:
-        build_report(args.database_url, args.out, args.notebook, args.executed, args.cell_timeout)
+        build_report(args.database_url, args.out, args.notebook, args.executed, args.cell_timeout, cache_dir)
     except ReportFailed as exc:
         print(f"report: a notebook cell failed, no report written:\n{exc}", file=sys.stderr)
         return 1

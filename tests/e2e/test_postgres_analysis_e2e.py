@@ -89,7 +89,10 @@ def test_cli_export_streams_the_filtered_events(simulated: str, tmp_path: Path) 
 
 def test_report_runs_the_notebook_on_postgresql(simulated: str, tmp_path: Path) -> None:
     out, executed = tmp_path / "report.html", tmp_path / "executed.ipynb"
-    done = run_app("report", "--database-url", simulated, "--out", str(out), "--executed", str(executed), timeout=240)
+    cache = ("--cache-dir", str(tmp_path / "analysis-cache"))  # not the user's own cache directory
+    done = run_app(
+        "report", "--database-url", simulated, "--out", str(out), "--executed", str(executed), *cache, timeout=240
+    )
     assert done.returncode == 0, done.stderr
     nb = nbformat.read(executed, as_version=4)
     errors = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs if o.output_type == "error"]

@@ -89,9 +89,14 @@ class ReportPage(HTMLParser):
         return re.sub(r"\s+", " ", "".join(self.text))
 
 
-def run_report(database_url: str, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def run_report(
+    database_url: str, out: Path, *extra: str, cache_dir: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m app report` with its cache in cache_dir (a fresh one next to out if None), never the
+    user's own cache directory."""
+    cache = [] if "--no-cache" in extra else ["--cache-dir", str(cache_dir or out.parent / "analysis-cache")]
     return subprocess.run(
-        [sys.executable, "-m", "app", "report", "--database-url", database_url, "--out", str(out), *extra],
+        [sys.executable, "-m", "app", "report", "--database-url", database_url, "--out", str(out), *cache, *extra],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
 
@@ -148,6 +153,8 @@ def test_the_header_names_database_event_count_time_range_generation_time_and_ve
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC", page.header["Generated at"])
     assert page.header["Package version"] == "telemetry-mini-service 0.1.0"
     assert page.header["Simulated events"] == "100.0 % (metadata simulated: true)"  # simulate marks its events
+    assert page.header["Cache"].startswith("cold cache (")  # the first run builds the engine's copy
+    assert page.header["Cache"].endswith("built from the store, 20,000 events read")
     assert page.plain.index("Package version") < page.plain.index("Summary")
 
 
@@ -225,6 +232,25 @@ def test_report_renders_in_headless_chromium_with_titled_images_and_no_nan(
     assert untitled == []
     assert [text for table in dom.tables for row in table for _, text in row if "NaN" in text] == []
     assert "Summary" in dom.plain
+
+
+def test_a_second_report_says_it_used_the_warm_cache_and_no_cache_says_so(
+    database_url: str, report: tuple[Path, Path], tmp_path: Path
+) -> None:
+    first = ReportPage(report[0].read_text(encoding="utf-8"))
+    again = tmp_path / "again.html"
+    done = run_report(database_url, again, cache_dir=report[0].parent / "analysis-cache")
+    assert done.returncode == 0, done.stderr
+    warm = ReportPage(again.read_text(encoding="utf-8"))
+    assert warm.header["Cache"].startswith("warm cache (")
+    assert warm.header["Cache"].endswith("0 new event(s) read from the store")
+    assert warm.header["Events"] == first.header["Events"]
+    assert warm.tables == first.tables  # the same numbers from the copy as from the store
+    done = run_report(database_url, tmp_path / "uncached.html", "--no-cache")
+    assert done.returncode == 0, done.stderr
+    assert ReportPage((tmp_path / "uncached.html").read_text(encoding="utf-8")).header["Cache"] == (
+        "no cache: every event read from the store"
+    )
 
 
 def test_a_failing_cell_fails_the_report_and_writes_nothing(tmp_path: Path) -> None:

@@ -1,0 +1,194 @@
+"""A columnar copy of the events kept between runs, so that a report reads from the store only what is new.
+
+Events are immutable and seq is the store's insertion order, so a copy holding every row up to seq W stays
+true for as long as the store's rows up to W are the same: the next run reads just the rows past W. Rows do
+leave the store (erasure, retention), and SQLite may hand out a removed top seq again, so before using the
+copy the store is asked for its fingerprint of the rows up to W (how many, the sum of their seqs, and the
+event_id at W). Any difference means rows were removed (or a seq arrived late, or was reused): the copy is
+thrown away and built again from the whole store. The metadata properties the analyses read back (one
+key's values, analysis/properties.py) are kept in the same file under the same rule.
+
+One DuckDB file per store (named by a digest of its URL), in the user's cache directory
+($XDG_CACHE_HOME/telemetry-analysis, else ~/.cache/telemetry-analysis) or one given to `connect`; the
+store itself is never written. At most KEEP_STORES files are kept: the least recently used go first. A file
+another process holds open is not waited for: that run loads from the store as if there were no cache.
+`CacheUse` says what happened, and the report prints it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+
+if TYPE_CHECKING:
+    from analysis.db import Database
+
+# Bumped whenever the cached tables change shape: a file of another format is rebuilt, never read.
+FORMAT = 1
+# Files kept in the cache directory (one per store analysed); the least recently used beyond it are removed.
+KEEP_STORES = 4
+CATALOG = "cache"
+
+
+def default_directory() -> Path:
+    """$XDG_CACHE_HOME/telemetry-analysis, else ~/.cache/telemetry-analysis."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "telemetry-analysis"
+
+
+@dataclass(frozen=True, slots=True)
+class CacheUse:
+    """How the engine got its events: state is "warm" (the copy was current or only new rows were read),
+    "cold" (no copy yet), "rebuilt" (the store had changed under the copy), "unavailable" (the cache file
+    could not be used; loaded from the store) or "off" (no cache asked for)."""
+
+    state: str
+    path: Path | None = None
+    events_read: int = 0  # rows read from the store in this run
+    reason: str = ""
+
+    def describe(self) -> str:
+        if self.state == "off":
+            return "no cache: every event read from the store"
+        where = f" ({self.path})" if self.path else ""
+        return {
+            "warm": f"warm cache{where}: {self.events_read:,} new event(s) read from the store",
+            "cold": f"cold cache{where}: built from the store, {self.events_read:,} events read",
+            "rebuilt": f"cache rebuilt{where}: {self.reason}; {self.events_read:,} events read",
+            "unavailable": f"cache not used{where}: {self.reason}; every event read from the store",
+        }[self.state]
+
+
+def cache_file(directory: Path, db: Database) -> Path:
+    return directory / f"events-{hashlib.sha256(db.url.encode()).hexdigest()[:24]}.duckdb"
+
+
+def _evict(directory: Path, keep: Path) -> None:
+    files = sorted(directory.glob("events-*.duckdb"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in [f for f in files if f != keep][KEEP_STORES - 1 :]:
+        for leftover in (old, old.with_name(old.name + ".wal")):
+            with contextlib.suppress(OSError):  # another process may hold or remove it: next time, then
+                leftover.unlink()
+
+
+_STATE = f"""
+    CREATE TABLE IF NOT EXISTS {CATALOG}.state (
+        format INTEGER NOT NULL, through BIGINT NOT NULL, rows BIGINT NOT NULL, seq_sum HUGEINT NOT NULL,
+        last_event_id VARCHAR)
+"""
+_PROPERTIES = f"CREATE TABLE IF NOT EXISTS {CATALOG}.properties (name VARCHAR PRIMARY KEY, through BIGINT NOT NULL)"
+# Answers asked of the store itself (not of the copy), valid while the store's rows up to `through` are the
+# ones the copy holds and none came after.
+_ANSWERS = f"""
+    CREATE TABLE IF NOT EXISTS {CATALOG}.answers (name VARCHAR PRIMARY KEY, through BIGINT NOT NULL, answer VARCHAR)
+"""
+
+
+def _fingerprint(db: Database, through: int) -> tuple[int, int, str | None]:
+    rows, seq_sum = db.store_rows(db.sql.rows_through, (through,))[0]
+    found = db.store_rows(db.sql.event_id_at, (through,))
+    return int(rows), int(seq_sum), (str(found[0][0]) if found else None)
+
+
+def _drop_all(engine: duckdb.DuckDBPyConnection) -> None:
+    for (name,) in engine.execute(f"SELECT name FROM {CATALOG}.properties").fetchall():
+        engine.execute(f"DROP TABLE IF EXISTS {CATALOG}.{name}")
+    engine.execute(f"DROP TABLE IF EXISTS {CATALOG}.events")
+    engine.execute(f"DELETE FROM {CATALOG}.properties")
+    engine.execute(f"DELETE FROM {CATALOG}.answers")
+    engine.execute(f"DELETE FROM {CATALOG}.state")
+
+
+def _stale_reason(db: Database, engine: duckdb.DuckDBPyConnection) -> str | None:
+    """None when the copy matches the store up to its last seq, else what differs."""
+    state = engine.execute(f"SELECT format, through, rows, seq_sum, last_event_id FROM {CATALOG}.state").fetchone()
+    if state is None:
+        return "no copy yet"
+    format_, through, rows, seq_sum, last_event_id = state
+    if format_ != FORMAT:
+        return "the cache was written by another version"
+    if (rows, seq_sum, last_event_id) != _fingerprint(db, int(through)):
+        return "events were removed from the store (erasure or retention) or arrived out of order"
+    return None
+
+
+def open_engine(db: Database, directory: Path, spill_directory: str) -> tuple[duckdb.DuckDBPyConnection, int, CacheUse]:
+    """An engine whose `events` view reads the cached copy, brought up to date with the store first; the
+    last seq it holds; how the cache was used. Falls back to a plain load when the file cannot be used."""
+    from analysis.load import create_events_table, load_events, new_engine, read_events, store_bounds
+
+    path = cache_file(directory, db)
+    engine = new_engine(spill_directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        engine.execute(f"ATTACH ? AS {CATALOG}", [str(path)])
+    except (OSError, duckdb.Error) as exc:  # locked by another run, unreadable, a full disk...
+        engine.close()
+        loaded, last = load_events(db, spill_directory)
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        counted = loaded.execute("SELECT COUNT(*) FROM events").fetchone()
+        return loaded, last, CacheUse("unavailable", path, int(counted[0]) if counted else 0, why)
+    try:
+        engine.execute(_STATE)
+        engine.execute(_PROPERTIES)
+        engine.execute(_ANSWERS)
+        reason = _stale_reason(db, engine)
+        state = "warm"
+        if reason is not None:
+            state = "cold" if reason == "no copy yet" else "rebuilt"
+            _drop_all(engine)
+            create_events_table(engine, f"{CATALOG}.events")
+            through = 0
+        else:
+            mark = engine.execute(f"SELECT through FROM {CATALOG}.state").fetchone()
+            through = int(mark[0]) if mark else 0
+            # rows a run that died mid-append left past its recorded mark
+            engine.execute(f"DELETE FROM {CATALOG}.events WHERE seq > ?", [through])
+        first, last = store_bounds(db)
+        read_events(db, engine, f"{CATALOG}.events", max(first, through + 1), last)
+        rows, seq_sum, top = engine.execute(
+            f"SELECT COUNT(*), COALESCE(SUM(seq), 0), COALESCE(MAX(seq), 0) FROM {CATALOG}.events"
+        ).fetchone()  # type: ignore[misc]
+        new_rows = engine.execute(f"SELECT COUNT(*) FROM {CATALOG}.events WHERE seq > ?", [through]).fetchone()
+        read = int(new_rows[0]) if new_rows else 0
+        last_event_id = _fingerprint(db, int(top))[2]
+        engine.execute(f"DELETE FROM {CATALOG}.state")
+        engine.execute(
+            f"INSERT INTO {CATALOG}.state VALUES (?, ?, ?, ?, ?)", [FORMAT, int(top), rows, seq_sum, last_event_id]
+        )
+        engine.execute(f"CHECKPOINT {CATALOG}")
+        engine.execute(f"CREATE VIEW events AS SELECT * FROM {CATALOG}.events")
+    except BaseException:
+        engine.close()
+        raise
+    os.utime(path)  # the eviction's "recently used"
+    _evict(directory, path)
+    return engine, int(top), CacheUse(state, path, read, reason or "")
+
+
+def cached_property_through(engine: duckdb.DuckDBPyConnection, name: str) -> int | None:
+    """The last seq cached property table `name` holds, or None when it is not cached yet."""
+    row = engine.execute(f"SELECT through FROM {CATALOG}.properties WHERE name = ?", [name]).fetchone()
+    return None if row is None else int(row[0])
+
+
+def property_cached(engine: duckdb.DuckDBPyConnection, name: str, through: int) -> None:
+    engine.execute(f"INSERT OR REPLACE INTO {CATALOG}.properties VALUES (?, ?)", [name, through])
+
+
+def remembered_answer(engine: duckdb.DuckDBPyConnection, name: str, through: int) -> str | None:
+    """The JSON answer kept under `name` for a store whose rows end at `through`, if one is kept."""
+    query = f"SELECT answer FROM {CATALOG}.answers WHERE name = ? AND through = ?"
+    row = engine.execute(query, [name, through]).fetchone()
+    return None if row is None else str(row[0])
+
+
+def remember_answer(engine: duckdb.DuckDBPyConnection, name: str, through: int, answer: str) -> None:
+    engine.execute(f"INSERT OR REPLACE INTO {CATALOG}.answers VALUES (?, ?, ?)", [name, through, answer])
+    engine.execute(f"CHECKPOINT {CATALOG}")
