@@ -2,6 +2,8 @@
 
 Each frame is a 4-byte big-endian length, then that many bytes of JSON. A worker keeps one connection and
 may have many requests in flight on it; answers come back in commit order, matched by request number.
+Frames share writes: a worker sends the requests of one event-loop turn in one write, the writer process
+a transaction's answers to one worker in one write (fewer system calls and wake-ups on both sides).
 
     request  [n, [row, ...]]                  row = [event_id, user_id, action, source, timestamp,
                                                      received_at, sent_at or null, metadata]
