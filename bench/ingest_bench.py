@@ -97,11 +97,37 @@ class Served:
                 time.sleep(0.1)
         raise TimeoutError(f"{self.name} not ready")
 
+    def wait_workers(self, workers: int, queue_max: int, timeout_s: float = 60) -> None:
+        """Until every worker has started: /readyz answers once the first one has, and connections made
+        before the others listen would all stay on that one. Each worker adds its write queue's capacity to
+        the summed gauge."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/metrics", timeout=2) as response:  # noqa: S310 (loopback)
+                    text = response.read().decode()
+            except OSError:
+                text = ""
+            capacity = sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("telemetry_write_queue_capacity")
+            )
+            if capacity >= workers * queue_max:
+                return
+            time.sleep(0.1)
+        print(f"  {self.name}: not every one of {workers} workers reported in {timeout_s:g} s", flush=True)
+
     def _status(self, key: str) -> int:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) * 1024
-        return 0
+        """Summed over the process tree (workers and writer process included)."""
+        total = 0
+        for pid in [self.proc.pid, *_descendants(self.proc.pid)]:
+            try:
+                lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+            except OSError:
+                continue
+            total += next((int(line.split()[1]) * 1024 for line in lines if line.startswith(key + ":")), 0)
+        return total
 
     def rss_bytes(self) -> int:
         return self._status("VmRSS")
@@ -343,12 +369,16 @@ class Variant:
 def service(db: Path, variant: Variant | None = None) -> Served:
     # Default settings; only the database file is the benchmark's own (and a variant's env and arguments).
     v = variant or Variant("service", {}, [])
-    return Served(
+    served = Served(
         v.name,
         ["-m", "app", "serve", *v.args],
         env={"TELEMETRY_DATABASE_URL": f"sqlite:///{db}", **v.env},
         cwd=v.tree,
     )
+    if "--workers" in v.args:
+        workers = int(v.args[v.args.index("--workers") + 1])
+        served.wait_workers(workers, int(v.env.get("TELEMETRY_WRITE_QUEUE_MAX", "10000")))
+    return served
 
 
 def parse_variant(text: str) -> Variant:
