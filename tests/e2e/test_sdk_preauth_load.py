@@ -130,10 +130,11 @@ def test_gzip_bombs_with_a_wrong_key_keep_memory_and_health_bounded(
     assert set(statuses) <= {401, 503}, sorted(set(statuses))
     assert 401 in statuses or filler != b" "  # whitespace fits the budget: its keys are read (and refused)
     assert growth_mb < 200, f"RSS grew by {growth_mb:.0f} MB"
-    # Inflating 8 MB bodies costs /healthz no more than the crowd itself does. On a shared 2-core machine a crowd
-    # of 250 alone can delay it by a second or two, give or take one: hence twice that. Before, /healthz stalled
-    # for the whole crowd, over 10 s, with every inflate on the event loop.
-    assert slowest_ms < 2 * plain_ms + 100, f"/healthz took {slowest_ms:.0f} ms (tiny bodies: {plain_ms:.0f} ms)"
+    # Inflating 8 MB bodies keeps the event loop answering /healthz about as fast as the crowd itself lets it.
+    # What this guards against: with every inflate on the event loop, /healthz stalled for the whole crowd, over
+    # 10 s. The bound is loose on purpose (a crowd of 250 on a loaded 2-core machine moves the slowest probe by
+    # up to a second from one run to the next, and a test holds no tight timing).
+    assert slowest_ms < 3 * plain_ms + 1000, f"/healthz took {slowest_ms:.0f} ms (tiny bodies: {plain_ms:.0f} ms)"
     # A client with the key is still served once the crowd is gone.
     good = gzip.compress(('{"api_key": "' + GOOD_KEY + '", "event": "ok", "distinct_id": "u"}').encode())
     answer = keyed_server.client.post(
