@@ -118,6 +118,19 @@ def _stale_reason(db: Database, engine: duckdb.DuckDBPyConnection) -> str | None
     return None
 
 
+def _attach(engine: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Attach the cache file; one that is not a readable DuckDB file of this version (a crash mid-write, a
+    DuckDB upgrade) is only a copy: it is removed and started again. A file another run holds stays."""
+    try:
+        engine.execute(f"ATTACH ? AS {CATALOG}", [str(path)])
+    except duckdb.Error as exc:
+        if "lock" in str(exc).lower():
+            raise
+        for leftover in (path, path.with_name(path.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+        engine.execute(f"ATTACH ? AS {CATALOG}", [str(path)])
+
+
 def open_engine(db: Database, directory: Path, spill_directory: str) -> tuple[duckdb.DuckDBPyConnection, int, CacheUse]:
     """An engine whose `events` view reads the cached copy, brought up to date with the store first; the
     last seq it holds; how the cache was used. Falls back to a plain load when the file cannot be used."""
@@ -127,8 +140,8 @@ def open_engine(db: Database, directory: Path, spill_directory: str) -> tuple[du
     engine = new_engine(spill_directory)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        engine.execute(f"ATTACH ? AS {CATALOG}", [str(path)])
-    except (OSError, duckdb.Error) as exc:  # locked by another run, unreadable, a full disk...
+        _attach(engine, path)
+    except (OSError, duckdb.Error) as exc:  # locked by another run, a full disk...
         engine.close()
         loaded, last = load_events(db, spill_directory)
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

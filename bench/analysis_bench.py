@@ -9,7 +9,8 @@ Simulates once into DIR/events-N.db (kept between runs of this script unless --f
 store with --database-url (bench.analysis_data copies a SQLite store into PostgreSQL). Then runs, --runs
 times, `python -m app report` (--mode report) or every analysis question alone (--mode package:
 bench.analysis_questions, no notebook kernel), sampling the resident memory of the whole process tree
-every 50 ms. Prints every run and the medians; exits 1 when a median misses its target.
+every 50 ms, for each engine cache variant asked for (--cache off,cold,warm: no cache, an empty cache each
+run, a filled one). Prints every run and the medians; exits 1 when a median misses its target.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import contextlib
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -104,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fresh", action="store_true", help="simulate again even if the database exists")
     parser.add_argument("--database-url", default=None, help="an existing store instead of a simulated one")
     parser.add_argument("--mode", choices=("report", "package"), default="report")
+    parser.add_argument(
+        "--cache", default="off,cold,warm",
+        help="engine cache variants, in order (comma-separated): off (every event read from the store), cold "
+        "(each run starts from an empty cache directory), warm (one untimed run fills it, then every run uses it)",
+    )  # fmt: skip
     return parser
 
 
@@ -130,26 +137,41 @@ def main(argv: list[str] | None = None) -> int:
     if not args.database_url:
         print(f"database: {db} ({db.stat().st_size / 2**20:.0f} MiB)")
 
-    times, peaks, cpus = [], [], []
     out = args.workdir / "report.html"
-    command = [python, "-m", "app", "report", "--database-url", url, "--out", str(out)]
-    if args.mode == "package":
-        command = [python, "-m", "bench.analysis_questions", url]
-    for run in range(1, args.runs + 1):
-        seconds, peak, cpu = run_measured(command)
-        times.append(seconds)
-        peaks.append(peak)
-        cpus.append(cpu)
-        size = f", html {out.stat().st_size / 1024:.0f} KiB" if args.mode == "report" else ""
-        print(f"{args.mode} run {run}: {seconds:.1f} s, CPU {cpu:.1f} s, peak RSS {peak / 2**20:.0f} MiB"
-              f"{size}, load {os.getloadavg()[0]:.1f}")  # fmt: skip
-    median_s, median_rss = statistics.median(times), statistics.median(peaks)
-    target = target_seconds(args.events)
-    ok = median_s <= target and median_rss <= TARGET_RSS_BYTES
-    print(f"{args.mode} median over {len(times)} runs: {median_s:.1f} s (target {target:.0f} s), "
-          f"CPU {statistics.median(cpus):.1f} s, "
-          f"peak RSS {median_rss / 2**20:.0f} MiB (target {TARGET_RSS_BYTES / 2**20:.0f} MiB): "
-          f"{'OK' if ok else 'MISSED'}")  # fmt: skip
+    cache_dir = args.workdir / "analysis-cache"
+    ok = True
+    for variant in args.cache.split(","):
+        if variant not in ("off", "cold", "warm"):
+            raise SystemExit(f"--cache: unknown variant {variant!r}")
+        if args.mode == "report":
+            cache = ["--no-cache"] if variant == "off" else ["--cache-dir", str(cache_dir)]
+            command = [python, "-m", "app", "report", "--database-url", url, "--out", str(out), *cache]
+        else:
+            cache = [] if variant == "off" else ["--cache", str(cache_dir)]
+            command = [python, "-m", "bench.analysis_questions", url, *cache]
+        shutil.rmtree(cache_dir, ignore_errors=True)
+        if variant == "warm":
+            run_measured(command)  # fills the cache; not timed
+        times, peaks, cpus = [], [], []
+        for run in range(1, args.runs + 1):
+            if variant == "cold":
+                shutil.rmtree(cache_dir, ignore_errors=True)
+            seconds, peak, cpu = run_measured(command)
+            times.append(seconds)
+            peaks.append(peak)
+            cpus.append(cpu)
+            size = f", html {out.stat().st_size / 1024:.0f} KiB" if args.mode == "report" else ""
+            print(f"{args.mode} cache {variant} run {run}: {seconds:.1f} s, CPU {cpu:.1f} s, "
+                  f"peak RSS {peak / 2**20:.0f} MiB{size}, load {os.getloadavg()[0]:.1f}")  # fmt: skip
+        median_s, median_rss = statistics.median(times), statistics.median(peaks)
+        target = target_seconds(args.events)
+        met = median_s <= target and median_rss <= TARGET_RSS_BYTES
+        ok = ok and met
+        print(f"{args.mode} cache {variant}: median over {len(times)} runs {median_s:.1f} s (target {target:.0f} s), "
+              f"CPU {statistics.median(cpus):.1f} s, "
+              f"peak RSS {median_rss / 2**20:.0f} MiB (target {TARGET_RSS_BYTES / 2**20:.0f} MiB): "
+              f"{'OK' if met else 'MISSED'}")  # fmt: skip
+    shutil.rmtree(cache_dir, ignore_errors=True)
     return 0 if ok else 1
 
 

@@ -172,6 +172,19 @@ def test_a_cache_file_another_run_holds_is_not_waited_for(tmp_path: Path) -> Non
     assert_same(got, answers(url, None)[0])
 
 
+def test_a_cache_file_that_is_not_a_database_is_started_again(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    simulate(url, 3000, seed=5)
+    with analysis.connect(url) as db:
+        broken = cache_file(tmp_path / "cache", db)
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"not a DuckDB file, e.g. one cut short by a crash" * 100)
+    got, use = answers(url, tmp_path / "cache")
+    assert (use.state, use.events_read) == ("cold", 3000), use
+    assert_same(got, answers(url, None)[0])
+    assert answers(url, tmp_path / "cache")[1].state == "warm"
+
+
 def test_the_cache_keeps_a_bounded_number_of_stores(tmp_path: Path) -> None:
     for i in range(KEEP_STORES + 2):
         url = f"sqlite:///{tmp_path / f'events-{i}.db'}"
