@@ -10,7 +10,9 @@ DEMO_DIR ?= data/demo
 DEMO_EVENTS ?= 200000
 DEMO_DAYS ?= 30
 # uv, pinned in requirements-tools.txt, installs the same pinned requirements as pip in a fraction of the time.
-INSTALL = $(VENV)/bin/uv pip install -q --python $(PY)
+# --compile-bytecode: uv writes no .pyc by default, and with PYTHONDONTWRITEBYTECODE set (as on CI machines) every
+# process would compile FastAPI, pydantic, pandas... again at each start: `import app.main` 2.1 s -> 0.8 s.
+INSTALL = $(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY)
 
 .PHONY: run test lint typecheck unit fast bench clean demo analysis-deps config-doc
 
