@@ -17,4 +17,6 @@ def test_installed_packages_are_compiled(module: str) -> None:
     imported = importlib.import_module(module)
     cached = getattr(imported, "__cached__", None)
     assert cached, f"{module} has no bytecode path"
-    assert Path(cached).is_file(), f"{module} was installed without bytecode ({cached} is missing)"
+    assert Path(cached).is_file(), (
+        f"{module} has no bytecode ({cached}): a venv from before; make clean, then make test"
+    )
