@@ -90,10 +90,15 @@ _ANSWERS = f"""
 """
 
 
+def _event_id_at(db: Database, seq: int) -> str | None:
+    found = db.store_rows(db.sql.event_id_at, (seq,))
+    return str(found[0][0]) if found else None
+
+
 def _fingerprint(db: Database, through: int) -> tuple[int, int, str | None]:
+    """How many rows the store holds up to `through`, the sum of their seqs, and the event_id at it."""
     rows, seq_sum = db.store_rows(db.sql.rows_through, (through,))[0]
-    found = db.store_rows(db.sql.event_id_at, (through,))
-    return int(rows), int(seq_sum), (str(found[0][0]) if found else None)
+    return int(rows), int(seq_sum), _event_id_at(db, through)
 
 
 def _drop_all(engine: duckdb.DuckDBPyConnection) -> None:
@@ -165,12 +170,14 @@ def open_engine(db: Database, directory: Path, spill_directory: str) -> tuple[du
             engine.execute(f"DELETE FROM {CATALOG}.events WHERE seq > ?", [through])
         first, last = store_bounds(db)
         read_events(db, engine, f"{CATALOG}.events", max(first, through + 1), last)
-        rows, seq_sum, top = engine.execute(
-            f"SELECT COUNT(*), COALESCE(SUM(seq), 0), COALESCE(MAX(seq), 0) FROM {CATALOG}.events"
+        rows, seq_sum, top, read = engine.execute(
+            f"SELECT COUNT(*), COALESCE(SUM(seq), 0), COALESCE(MAX(seq), 0), COUNT(*) FILTER (WHERE seq > ?)"
+            f" FROM {CATALOG}.events",
+            [through],
         ).fetchone()  # type: ignore[misc]
-        new_rows = engine.execute(f"SELECT COUNT(*) FROM {CATALOG}.events WHERE seq > ?", [through]).fetchone()
-        read = int(new_rows[0]) if new_rows else 0
-        last_event_id = _fingerprint(db, int(top))[2]
+        # Only the event_id at the new mark: the count and seq sum are the copy's own, just computed (asking
+        # the store again would scan every row up to the mark a second time).
+        last_event_id = _event_id_at(db, int(top))
         engine.execute(f"DELETE FROM {CATALOG}.state")
         engine.execute(
             f"INSERT INTO {CATALOG}.state VALUES (?, ?, ?, ?, ?)", [FORMAT, int(top), rows, seq_sum, last_event_id]
