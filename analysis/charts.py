@@ -4,13 +4,26 @@
 as alternative text, so the HTML report names every image. The other helpers shade periods the data do
 not fully cover (so a partial week is not read as a drop) and label heatmap cells in a colour that
 stays readable on both light and dark cells.
+
+Drawing a figure into a PNG is the report's largest cost (about half of a warm run's CPU: matplotlib lays
+out and draws every text twice for `bbox_inches="tight"`), and the notebook's kernel does it on one core.
+`render_in_background()` moves it to worker processes: `show` then pickles the checked figure, displays
+a placeholder with a display id, and `finish_rendering()` (the notebook's last cell) puts each PNG in its
+place (nbclient applies the update to the earlier cell's output). A figure that cannot be pickled (a
+lambda formatter, say) is drawn in the kernel as before. The formatters here are module-level classes so
+that the report's own figures always pickle.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import multiprocessing
+import os
+import pickle
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import matplotlib.dates as mdates
@@ -64,29 +77,135 @@ def png(fig: Figure, dpi: int = 90) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def png_of_pickled(figure: bytes, dpi: int = 90) -> str:
+    """png() of a pickled figure: what a rendering worker process runs."""
+    import matplotlib
+
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+
+    fig = pickle.loads(figure)  # noqa: S301  # bytes this module pickled in the parent process
+    try:
+        return png(fig, dpi)
+    finally:
+        plt.close(fig)
+
+
+def _image(data: str, description: str) -> tuple[dict[str, str], dict[str, Any]]:
+    return {"image/png": data, "text/plain": description}, {"image/png": {"alt": description}}
+
+
+@dataclass(slots=True)
+class _Pending:
+    figure: bytes  # kept so that a broken worker costs a local rendering, not the chart
+    future: Future[str]
+    handle: Any  # IPython's DisplayHandle of the placeholder
+    description: str
+
+
+class BackgroundRenderer:
+    """PNG rendering of pickled figures in worker processes (spawned: the kernel runs DuckDB's threads,
+    which a fork would copy in an unknown state)."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        count = workers if workers is not None else max(1, min(4, (os.cpu_count() or 2) - 1))
+        self._pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"))
+        self._pending: list[_Pending] = []
+        # Start the workers (and their matplotlib import) now, while the kernel loads the data.
+        for _ in range(count):
+            self._pool.submit(int)
+
+    def submit(self, fig: Figure, description: str) -> bool:
+        """Queue the figure's rendering behind a placeholder; False if it cannot be pickled."""
+        from IPython.display import display
+
+        try:
+            figure = pickle.dumps(fig)
+        except (pickle.PicklingError, TypeError, AttributeError):
+            return False
+        future = self._pool.submit(png_of_pickled, figure)
+        handle = display(  # type: ignore[no-untyped-call]  # IPython's display is untyped
+            {"text/plain": f"{description} (being drawn)"}, raw=True, display_id=True
+        )
+        self._pending.append(_Pending(figure, future, handle, description))
+        return True
+
+    def finish(self) -> int:
+        """Put every rendered PNG in its placeholder's place; the number of charts placed."""
+        placed = 0
+        for item in self._pending:
+            try:
+                data = item.future.result()
+            except Exception:  # a dead worker: draw this one here instead
+                data = png_of_pickled(item.figure)
+            bundle, metadata = _image(data, item.description)
+            item.handle.update(bundle, metadata=metadata, raw=True)
+            placed += 1
+        self._pending.clear()
+        self._pool.shutdown()
+        return placed
+
+
+_background: BackgroundRenderer | None = None
+
+
+def render_in_background(workers: int | None = None) -> None:
+    """From now on `show` renders in worker processes until `finish_rendering()`."""
+    global _background  # one renderer per kernel, like pyplot's own figure registry
+    if _background is None:
+        _background = BackgroundRenderer(workers)
+
+
+def finish_rendering() -> int:
+    """Wait for the charts being drawn and put them in place (nothing to do without a background renderer)."""
+    global _background
+    if _background is None:
+        return 0
+    renderer, _background = _background, None
+    return renderer.finish()
+
+
 def show(fig: Figure, alt: str | None = None) -> None:
     """Display a checked chart as an embedded PNG whose alternative text is its title, then close it."""
     import matplotlib.pyplot as plt
     from IPython.display import display
 
     title = check_labels(fig)
+    description = alt or title
+    if _background is not None and _background.submit(fig, description):
+        plt.close(fig)
+        return
     data = png(fig)
     plt.close(fig)
-    description = alt or title
-    display(  # type: ignore[no-untyped-call]  # IPython's display is untyped
-        {"image/png": data, "text/plain": description}, metadata={"image/png": {"alt": description}}, raw=True
-    )
+    bundle, metadata = _image(data, description)
+    display(bundle, metadata=metadata, raw=True)  # type: ignore[no-untyped-call]  # IPython's display is untyped
+
+
+@dataclass(frozen=True, slots=True)
+class _PercentTick:
+    digits: int
+
+    def __call__(self, value: float, _pos: Any = None) -> str:
+        return f"{100 * value:.{self.digits}f} %"
+
+
+def _thousands_tick(value: float, _pos: Any = None) -> str:
+    return f"{value:,.0f}"
+
+
+def _number_tick(value: float, _pos: Any = None) -> str:
+    return f"{value:,.0f}" if abs(value) >= 10 else f"{value:g}"
 
 
 def percent_axis(axis: Any, digits: int = 0) -> None:
     """Tick labels of a 0..1 axis written as '60 %'."""
-    axis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{100 * value:.{digits}f} %"))
+    axis.set_major_formatter(FuncFormatter(_PercentTick(digits)))
 
 
 def thousands_axis(axis: Any) -> None:
     """A count axis: whole-number ticks only, thousands separated."""
     axis.set_major_locator(MaxNLocator(integer=True))
-    axis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:,.0f}"))
+    axis.set_major_formatter(FuncFormatter(_thousands_tick))
 
 
 def _date_number(moment: pd.Timestamp) -> float:
@@ -136,7 +255,7 @@ def number_axis(axis: Any, ticks: int = 4) -> None:
     """A value axis with few ticks written with thousands separators ('25,000', never '2.5e4' or a run of
     overlapping digits)."""
     axis.set_major_locator(MaxNLocator(ticks))
-    axis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:,.0f}" if abs(value) >= 10 else f"{value:g}"))
+    axis.set_major_formatter(FuncFormatter(_number_tick))
 
 
 def date_axis(ax: Axes, most: int = 7) -> None:

@@ -111,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="engine cache variants, in order (comma-separated): off (every event read from the store), cold "
         "(each run starts from an empty cache directory), warm (one untimed run fills it, then every run uses it)",
     )  # fmt: skip
+    parser.add_argument(
+        "--render-processes", default="default",
+        help="report mode: chart rendering variants, in order (comma-separated): a number of processes for "
+        "`report --render-processes` (0: in the kernel) or 'default'; each runs in turn inside every run",
+    )  # fmt: skip
     return parser
 
 
@@ -140,37 +145,47 @@ def main(argv: list[str] | None = None) -> int:
     out = args.workdir / "report.html"
     cache_dir = args.workdir / "analysis-cache"
     ok = True
+    renders = args.render_processes.split(",") if args.mode == "report" else ["default"]
     for variant in args.cache.split(","):
         if variant not in ("off", "cold", "warm"):
             raise SystemExit(f"--cache: unknown variant {variant!r}")
-        if args.mode == "report":
-            cache = ["--no-cache"] if variant == "off" else ["--cache-dir", str(cache_dir)]
-            command = [python, "-m", "app", "report", "--database-url", url, "--out", str(out), *cache]
-        else:
-            cache = [] if variant == "off" else ["--cache", str(cache_dir)]
-            command = [python, "-m", "bench.analysis_questions", url, *cache]
+        commands = {}
+        for render in renders:
+            if args.mode == "report":
+                cache = ["--no-cache"] if variant == "off" else ["--cache-dir", str(cache_dir)]
+                drawing = [] if render == "default" else ["--render-processes", str(int(render))]
+                commands[render] = [python, "-m", "app", "report", "--database-url", url, "--out", str(out), *cache,
+                                    *drawing]  # fmt: skip
+            else:
+                cache = [] if variant == "off" else ["--cache", str(cache_dir)]
+                commands[render] = [python, "-m", "bench.analysis_questions", url, *cache]
         shutil.rmtree(cache_dir, ignore_errors=True)
         if variant == "warm":
-            run_measured(command)  # fills the cache; not timed
-        times, peaks, cpus = [], [], []
+            run_measured(next(iter(commands.values())))  # fills the cache; not timed
+        measured: dict[str, tuple[list[float], list[int], list[float]]] = {r: ([], [], []) for r in renders}
         for run in range(1, args.runs + 1):
-            if variant == "cold":
-                shutil.rmtree(cache_dir, ignore_errors=True)
-            seconds, peak, cpu = run_measured(command)
-            times.append(seconds)
-            peaks.append(peak)
-            cpus.append(cpu)
-            size = f", html {out.stat().st_size / 1024:.0f} KiB" if args.mode == "report" else ""
-            print(f"{args.mode} cache {variant} run {run}: {seconds:.1f} s, CPU {cpu:.1f} s, "
-                  f"peak RSS {peak / 2**20:.0f} MiB{size}, load {os.getloadavg()[0]:.1f}")  # fmt: skip
-        median_s, median_rss = statistics.median(times), statistics.median(peaks)
-        target = target_seconds(args.events)
-        met = median_s <= target and median_rss <= TARGET_RSS_BYTES
-        ok = ok and met
-        print(f"{args.mode} cache {variant}: median over {len(times)} runs {median_s:.1f} s (target {target:.0f} s), "
-              f"CPU {statistics.median(cpus):.1f} s, "
-              f"peak RSS {median_rss / 2**20:.0f} MiB (target {TARGET_RSS_BYTES / 2**20:.0f} MiB): "
-              f"{'OK' if met else 'MISSED'}")  # fmt: skip
+            for render, command in commands.items():
+                if variant == "cold":
+                    shutil.rmtree(cache_dir, ignore_errors=True)
+                seconds, peak, cpu = run_measured(command)
+                times, peaks, cpus = measured[render]
+                times.append(seconds)
+                peaks.append(peak)
+                cpus.append(cpu)
+                size = f", html {out.stat().st_size / 1024:.0f} KiB" if args.mode == "report" else ""
+                name = f"{args.mode} cache {variant}" + (f" render {render}" if len(renders) > 1 else "")
+                print(f"{name} run {run}: {seconds:.1f} s, CPU {cpu:.1f} s, "
+                      f"peak RSS {peak / 2**20:.0f} MiB{size}, load {os.getloadavg()[0]:.1f}")  # fmt: skip
+        for render, (times, peaks, cpus) in measured.items():
+            median_s, median_rss = statistics.median(times), statistics.median(peaks)
+            target = target_seconds(args.events)
+            met = median_s <= target and median_rss <= TARGET_RSS_BYTES
+            ok = ok and met
+            name = f"{args.mode} cache {variant}" + (f" render {render}" if len(renders) > 1 else "")
+            print(f"{name}: median over {len(times)} runs {median_s:.1f} s (target {target:.0f} s), "
+                  f"CPU {statistics.median(cpus):.1f} s, "
+                  f"peak RSS {median_rss / 2**20:.0f} MiB (target {TARGET_RSS_BYTES / 2**20:.0f} MiB): "
+                  f"{'OK' if met else 'MISSED'}")  # fmt: skip
     shutil.rmtree(cache_dir, ignore_errors=True)
     return 0 if ok else 1
 

@@ -92,12 +92,24 @@ def register(commands: Any) -> None:
         "(default: $XDG_CACHE_HOME/telemetry-analysis, else ~/.cache/telemetry-analysis)",
     )  # fmt: skip
     parser.add_argument("--no-cache", action="store_true", help="read every event from the store, keep nothing")
+    parser.add_argument(
+        "--render-processes", type=int, default=None,
+        help="worker processes that draw the charts while the notebook goes on; 0 draws them in the notebook's "
+        "kernel (default: one fewer than the cores, at least 1, at most 4)",
+    )  # fmt: skip
     parser.set_defaults(handler=run)
 
 
-def execute_notebook(notebook: Path, database_url: str, cell_timeout: int = 600, cache_dir: Path | None = None) -> Any:
-    """Run every cell in a fresh kernel; the database and the cache directory (None: no cache) reach the
-    parameters cell through the environment."""
+def default_render_processes() -> int:
+    """One fewer than the cores (the kernel keeps one), at least 1, at most 4."""
+    return max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+def execute_notebook(
+    notebook: Path, database_url: str, cell_timeout: int = 600, cache_dir: Path | None = None, render_processes: int = 0
+) -> Any:
+    """Run every cell in a fresh kernel; the database, the cache directory (None: no cache) and the chart
+    rendering processes (0: charts drawn in the kernel) reach the parameters cell through the environment."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -106,6 +118,7 @@ def execute_notebook(notebook: Path, database_url: str, cell_timeout: int = 600,
     env = {
         **os.environ, "TELEMETRY_DATABASE_URL": database_url, "MPLBACKEND": "agg",
         "TELEMETRY_ANALYSIS_CACHE": str(cache_dir) if cache_dir is not None else "",
+        "TELEMETRY_REPORT_RENDER_PROCESSES": str(render_processes),  # analysis/charts.py's background renderer
     }  # fmt: skip
     client = NotebookClient(nb, kernel_name=KERNEL, timeout=cell_timeout, resources={"metadata": {"path": str(ROOT)}})
     try:
@@ -151,10 +164,13 @@ def build_report(
     executed: Path | None = None,
     cell_timeout: int = 600,
     cache_dir: Path | None = None,
+    render_processes: int | None = None,
 ) -> Path:
+    """Execute the notebook and write its HTML; render_processes None: default_render_processes()."""
     import nbformat
 
-    nb = execute_notebook(notebook, database_url, cell_timeout, cache_dir)
+    processes = default_render_processes() if render_processes is None else render_processes
+    nb = execute_notebook(notebook, database_url, cell_timeout, cache_dir, processes)
     if executed is not None:
         nbformat.write(nb, executed)  # type: ignore[no-untyped-call]
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -181,7 +197,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     cache_dir = None if args.no_cache else (args.cache_dir or _analysis("analysis.cache").default_directory())
     try:
-        build_report(args.database_url, args.out, args.notebook, args.executed, args.cell_timeout, cache_dir)
+        build_report(
+            args.database_url, args.out, args.notebook, args.executed, args.cell_timeout, cache_dir,
+            args.render_processes,
+        )  # fmt: skip
     except ReportFailed as exc:
         print(f"report: a notebook cell failed, no report written:\n{exc}", file=sys.stderr)
         return 1

@@ -1,0 +1,84 @@
+"""Charts drawn in worker processes (analysis/charts.py's background renderer) reach the executed notebook
+exactly as charts drawn in the kernel do: in the cell that showed them, as the same PNG, with the title as
+alternative text. Run in a real kernel through nbclient, as `python -m app report` runs the notebook."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from app.commands.report import ROOT, execute_notebook
+
+FIGURE = """
+import matplotlib
+matplotlib.use("agg")
+import matplotlib.pyplot as plt
+from analysis.charts import percent_axis, thousands_axis, show
+plt.rcParams.update({"figure.dpi": 90})
+
+def chart(title, formatter=None):
+    fig, ax = plt.subplots(figsize=(4, 2))
+    ax.bar(["a", "b", "c"], [1200, 3400, 560])
+    ax.set_title(title); ax.set_xlabel("action"); ax.set_ylabel("events")
+    thousands_axis(ax.yaxis)
+    if formatter is not None:
+        ax.xaxis.set_major_formatter(formatter)
+    return fig
+"""
+
+
+def run_cells(tmp_path: Path, *cells: str) -> Any:
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell(f"import sys; sys.path.insert(0, {str(ROOT)!r})\n" + FIGURE)]
+    notebook.cells += [nbformat.v4.new_code_cell(source) for source in cells]
+    path = tmp_path / "charts.ipynb"
+    nbformat.write(notebook, path)
+    return execute_notebook(path, "sqlite:///unused.db")
+
+
+def images(cell: Any) -> list[tuple[bytes, str]]:
+    return [
+        (base64.b64decode(out.data["image/png"]), out.metadata["image/png"]["alt"])
+        for out in cell.outputs
+        if "image/png" in out.get("data", {})
+    ]
+
+
+def test_a_chart_drawn_in_the_background_lands_in_its_own_cell_as_the_kernel_would_draw_it(tmp_path: Path) -> None:
+    executed = run_cells(
+        tmp_path,
+        "show(chart('First'))",  # drawn in the kernel: the reference
+        "from analysis.charts import render_in_background, finish_rendering\nrender_in_background(workers=1)",
+        "show(chart('First'))",
+        "show(chart('Second'))",
+        "print('placed', finish_rendering())",
+    )
+    (reference,) = images(executed.cells[1])
+    (first,) = images(executed.cells[3])
+    (second,) = images(executed.cells[4])
+    assert first == reference  # same bytes, same alternative text
+    assert second[1] == "Second"
+    assert second[0] != reference[0]
+    assert second[0].startswith(b"\x89PNG")
+    assert executed.cells[5].outputs[0].text.strip() == "placed 2"
+
+
+def test_a_figure_that_cannot_be_pickled_is_drawn_in_the_kernel(tmp_path: Path) -> None:
+    executed = run_cells(
+        tmp_path,
+        "from analysis.charts import render_in_background, finish_rendering\nrender_in_background(workers=1)",
+        "from matplotlib.ticker import FuncFormatter\nshow(chart('Local', FuncFormatter(lambda v, _p: f'{v:.0f}')))",
+        "print('placed', finish_rendering())",
+    )
+    ((data, alt),) = images(executed.cells[2])  # there at once: no placeholder waited for it
+    assert alt == "Local"
+    assert data.startswith(b"\x89PNG")
+    assert executed.cells[3].outputs[0].text.strip() == "placed 0"
+
+
+def test_without_a_background_renderer_finishing_does_nothing(tmp_path: Path) -> None:
+    executed = run_cells(tmp_path, "from analysis.charts import finish_rendering\nprint(finish_rendering())")
+    assert executed.cells[1].outputs[0].text.strip() == "0"
