@@ -425,7 +425,7 @@ class PostgresEventRepository:
         for i, event in enumerate(events):
             first_index.setdefault(event.event_id, i)
         firsts = [events[i] for i in first_index.values()]
-        texts = [dump_json(e.metadata) for e in firsts]
+        texts = [dump_json(dict(e.metadata)) for e in firsts]  # a dict: orjson writes it without a callback
         params = (
             [e.event_id for e in firsts],
             [e.user_id for e in firsts],

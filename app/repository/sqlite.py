@@ -252,7 +252,7 @@ def _row(event: UserActionEvent) -> tuple[Any, ...]:
         to_utc_text(event.timestamp),
         to_utc_text(event.received_at),
         to_utc_text(event.sent_at) if event.sent_at else None,
-        dump_json(event.metadata),
+        dump_json(dict(event.metadata)),  # a dict, not the read-only view: orjson writes it without a callback
     )
 
 

@@ -7,7 +7,7 @@ metrics and a logger. It knows nothing of HTTP, SQL or prometheus_client.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -60,6 +60,9 @@ class EventMetrics(Protocol):
 
 class EventLog(Protocol):
     def info(self, event: str, **fields: Any) -> Any: ...
+
+    def info_each(self, event: str, lines: Iterable[dict[str, Any]]) -> Any:
+        """info(event, **fields) for each dict of fields, in order (a batch's lines at once)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,13 +211,17 @@ class EventService:
         stored = iter(await self._writer.append(events) if events else [])
         resent = frozenset({"sent_at"}) if resend_may_change_sent_at else frozenset()
         outcomes: list[AddResult | InvalidEvent | Refusal | Passed] = []
+        recorded: list[dict[str, Any]] = []
         for item, ready in zip(items, prepared, strict=True):
             if isinstance(ready, UserActionEvent) and isinstance(item, EventDraft):
                 result = _as_retry(next(stored), item.unsent_fields() | resent)
-                self._observe(result)
+                if (line := self._observed(result)) is not None:
+                    recorded.append(line)
                 outcomes.append(result)
             elif not isinstance(ready, UserActionEvent):
                 outcomes.append(ready)
+        if recorded:
+            self._log.info_each("event_recorded", recorded)
         return outcomes
 
     def _prepare(self, draft: EventDraft, received_at: datetime) -> UserActionEvent | InvalidEvent:
@@ -229,24 +236,29 @@ class EventService:
         self._rejections(RejectionReason(exc.reason), field=exc.field)
 
     def _observe(self, result: AddResult) -> None:
+        if (line := self._observed(result)) is not None:
+            self._log.info("event_recorded", **line)
+
+    def _observed(self, result: AddResult) -> dict[str, Any] | None:
+        """Count the outcome; for a stored event, the fields of its event_recorded line (written by the caller)."""
         event = result.event
         if result.status is AddStatus.ACCEPTED:
             self._metrics.event_recorded(event.action, event.source)
             # Never the metadata values: they may hold personal data.
-            self._log.info(
-                "event_recorded",
-                event_id=str(event.event_id),
-                user_id=event.user_id,
-                action=event.action,
-                source=event.source,
-                timestamp=to_utc_text(event.timestamp),
-            )
-        elif result.status is AddStatus.DUPLICATE:
+            return {
+                "event_id": str(event.event_id),
+                "user_id": event.user_id,
+                "action": event.action,
+                "source": event.source,
+                "timestamp": to_utc_text(event.timestamp),
+            }
+        if result.status is AddStatus.DUPLICATE:
             self._metrics.event_duplicate()
         else:
             self._rejections(
                 RejectionReason.CONFLICT, event_id=str(event.event_id), fields=list(result.conflicting_fields)
             )
+        return None
 
     def get_event(self, event_id: UUID) -> UserActionEvent:
         event = self._repository.get(event_id)

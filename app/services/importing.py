@@ -86,6 +86,9 @@ class QuietLog:
     def info(self, event: str, **fields: Any) -> None:
         return None
 
+    def info_each(self, event: str, lines: Iterable[dict[str, Any]]) -> None:
+        return None
+
 
 ProblemSink = Callable[[int, str], None]
 

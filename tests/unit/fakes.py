@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from app.models import UserActionEvent
@@ -55,3 +55,7 @@ class ListLog:
 
     def info(self, event: str, **fields: Any) -> None:
         self.lines.append({"event": event, **fields})
+
+    def info_each(self, event: str, lines: Iterable[dict[str, Any]]) -> None:
+        for fields in lines:
+            self.info(event, **fields)

@@ -56,3 +56,34 @@ def test_lines_below_the_level_are_not_written() -> None:
         LineLog("ERROR").warning("access_open")
 
     assert [line["event"] for line in lines_of(quiet)] == ["access_open"]
+
+
+def test_info_each_writes_the_lines_info_writes_one_by_one() -> None:
+    batch = [
+        {"event_id": f"e{i}", "user_id": "u", "action": "click", "source": "web", "timestamp": "t"} for i in range(3)
+    ]
+
+    def both() -> None:
+        structlog.contextvars.bind_contextvars(request_id="req-2")
+        try:
+            for fields in batch:
+                LineLog().info("event_recorded", **fields)
+            LineLog().info_each("event_recorded", batch)
+            # A field named like a context key keeps its own value, as with info().
+            LineLog().info("event_recorded", request_id="mine", n=1)
+            LineLog().info_each("event_recorded", [{"request_id": "mine", "n": 1}])
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+
+    lines = lines_of(both)
+    one_by_one, at_once = lines[:3] + lines[6:7], lines[3:6] + lines[7:8]
+    for single, each in zip(one_by_one, at_once, strict=True):
+        assert list(each) == list(single)
+        assert {k: v for k, v in each.items() if k != "time"} == {k: v for k, v in single.items() if k != "time"}
+    assert [line["event_id"] for line in at_once[:3]] == ["e0", "e1", "e2"]
+    assert at_once[0]["request_id"] == "req-2"
+    assert at_once[3]["request_id"] == "mine"
+
+
+def test_info_each_below_the_level_writes_nothing() -> None:
+    assert lines_of(lambda: LineLog("WARNING").info_each("event_recorded", [{"event_id": "e1"}])) == []
