@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
+from uuid_utils.compat import uuid7
+
 from app.models import DomainError, InvalidEvent, JsonObject, UserActionEvent
 from app.repository.port import (
     AddResult,
@@ -117,8 +119,6 @@ def _utc_now() -> datetime:
 
 def _new_id() -> UUID:
     # Time-ordered UUIDv7: new rows land at the right edge of the event_id index.
-    from uuid_utils.compat import uuid7
-
     return uuid7()
 
 
