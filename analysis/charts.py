@@ -24,15 +24,17 @@ import pickle
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib.dates as mdates
 import numpy as np
-import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where used: a chart worker process needs matplotlib alone
 
 INCOMPLETE_LABEL = "partial period (data do not cover it fully)"
 
@@ -215,6 +217,8 @@ def _date_number(moment: pd.Timestamp) -> float:
 
 def shade_periods(ax: Axes, starts: Sequence[Any], length: pd.Timedelta, label: str = INCOMPLETE_LABEL) -> None:
     """Grey bands over the given periods, one legend entry for all of them."""
+    import pandas as pd
+
     for i, start in enumerate(starts):
         begin = pd.Timestamp(start)
         # matplotlib converts dates on a date axis; its stubs only admit floats
@@ -243,6 +247,8 @@ def annotate_cells(
 def date_ticks(ax: Axes, moments: Sequence[Any], most: int = 8) -> None:
     """Ticks on the given days (every n-th one if there are more than `most`), labelled 2026-01-05: a
     weekly chart's ticks then fall on its week starts instead of matplotlib's own dates."""
+    import pandas as pd
+
     stamps = [pd.Timestamp(m) for m in moments]
     if not stamps:
         return
