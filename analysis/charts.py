@@ -105,12 +105,19 @@ class _Pending:
     description: str
 
 
+def default_workers() -> int:
+    """One fewer than the cores (the kernel keeps one), at least 1, at most 2: a worker holds about 160 MiB
+    (matplotlib, and pandas for the figures' data), and the report's whole tree is meant to stay under 1 GiB
+    (docs/benchmarks.md: on 2 cores, 2 workers were 7 % faster than 1 and peaked at 971 MiB)."""
+    return max(1, min(2, (os.cpu_count() or 2) - 1))
+
+
 class BackgroundRenderer:
     """PNG rendering of pickled figures in worker processes (spawned: the kernel runs DuckDB's threads,
     which a fork would copy in an unknown state)."""
 
     def __init__(self, workers: int | None = None) -> None:
-        count = workers if workers is not None else max(1, min(4, (os.cpu_count() or 2) - 1))
+        count = workers if workers is not None else default_workers()
         self._pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("spawn"))
         self._pending: list[_Pending] = []
         # Start the workers (and their matplotlib import) now, while the kernel loads the data.

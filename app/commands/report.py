@@ -95,14 +95,9 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--render-processes", type=int, default=None,
         help="worker processes that draw the charts while the notebook goes on; 0 draws them in the notebook's "
-        "kernel (default: one fewer than the cores, at least 1, at most 4)",
+        "kernel (default: one fewer than the cores, at least 1, at most 2)",
     )  # fmt: skip
     parser.set_defaults(handler=run)
-
-
-def default_render_processes() -> int:
-    """One fewer than the cores (the kernel keeps one), at least 1, at most 4."""
-    return max(1, min(4, (os.cpu_count() or 2) - 1))
 
 
 def execute_notebook(
@@ -166,10 +161,10 @@ def build_report(
     cache_dir: Path | None = None,
     render_processes: int | None = None,
 ) -> Path:
-    """Execute the notebook and write its HTML; render_processes None: default_render_processes()."""
+    """Execute the notebook and write its HTML; render_processes None: analysis.charts.default_workers()."""
     import nbformat
 
-    processes = default_render_processes() if render_processes is None else render_processes
+    processes = _analysis("analysis.charts").default_workers() if render_processes is None else render_processes
     nb = execute_notebook(notebook, database_url, cell_timeout, cache_dir, processes)
     if executed is not None:
         nbformat.write(nb, executed)  # type: ignore[no-untyped-call]
