@@ -80,10 +80,7 @@ def png(fig: Figure, dpi: int = 90) -> str:
 
 
 def png_of_pickled(figure: bytes, dpi: int = 90) -> str:
-    """png() of a pickled figure: what a rendering worker process runs."""
-    import matplotlib
-
-    matplotlib.use("agg")
+    """png() of a figure pickled by BackgroundRenderer.submit (in the kernel, if a worker died)."""
     import matplotlib.pyplot as plt
 
     fig = pickle.loads(figure)  # noqa: S301  # bytes this module pickled in the parent process
@@ -91,6 +88,14 @@ def png_of_pickled(figure: bytes, dpi: int = 90) -> str:
         return png(fig, dpi)
     finally:
         plt.close(fig)
+
+
+def _render_in_worker(figure: bytes) -> str:
+    """What a worker process runs: no display there, whatever backend its environment names."""
+    import matplotlib
+
+    matplotlib.use("agg")
+    return png_of_pickled(figure)
 
 
 def _image(data: str, description: str) -> tuple[dict[str, str], dict[str, Any]]:
@@ -132,7 +137,7 @@ class BackgroundRenderer:
             figure = pickle.dumps(fig)
         except (pickle.PicklingError, TypeError, AttributeError):
             return False
-        future = self._pool.submit(png_of_pickled, figure)
+        future = self._pool.submit(_render_in_worker, figure)
         handle = display(  # type: ignore[no-untyped-call]  # IPython's display is untyped
             {"text/plain": f"{description} (being drawn)"}, raw=True, display_id=True
         )

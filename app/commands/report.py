@@ -77,6 +77,17 @@ def has_events(database_url: str) -> bool:
         raise NothingToReport(f"cannot read {public_url(database_url)}: {first_line}") from exc
 
 
+def _processes(text: str) -> int:
+    """argparse type of --render-processes: a whole number, 0 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a number of processes, 0 or more, not {text!r}")
+    return value
+
+
 def register(commands: Any) -> None:
     parser: argparse.ArgumentParser = commands.add_parser(
         "report", help="run the analysis notebook and export a self-contained HTML report"
@@ -93,7 +104,7 @@ def register(commands: Any) -> None:
     )  # fmt: skip
     parser.add_argument("--no-cache", action="store_true", help="read every event from the store, keep nothing")
     parser.add_argument(
-        "--render-processes", type=int, default=None,
+        "--render-processes", type=_processes, default=None, metavar="N",
         help="worker processes that draw the charts while the notebook goes on; 0 draws them in the notebook's "
         "kernel (default: one fewer than the cores, at least 1, at most 2)",
     )  # fmt: skip

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+import pytest
 
+from app.cli import main as cli_main
 from app.commands.report import ROOT, execute_notebook
 
 FIGURE = """
@@ -82,3 +84,13 @@ def test_a_figure_that_cannot_be_pickled_is_drawn_in_the_kernel(tmp_path: Path) 
 def test_without_a_background_renderer_finishing_does_nothing(tmp_path: Path) -> None:
     executed = run_cells(tmp_path, "from analysis.charts import finish_rendering\nprint(finish_rendering())")
     assert executed.cells[1].outputs[0].text.strip() == "0"
+
+
+@pytest.mark.parametrize("value", ["-1", "two", "1.5"])
+def test_a_render_process_count_that_is_not_a_whole_number_is_refused_before_anything_runs(
+    value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli_main(["report", "--render-processes", value, "--out", "unused.html"])
+    assert exit_.value.code == 2
+    assert "--render-processes: a number of processes, 0 or more" in capsys.readouterr().err
