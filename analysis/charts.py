@@ -5,7 +5,7 @@ as alternative text, so the HTML report names every image. The other helpers sha
 not fully cover (so a partial week is not read as a drop) and label heatmap cells in a colour that
 stays readable on both light and dark cells.
 
-Drawing a figure into a PNG is the report's largest cost (about half of a warm run's CPU: matplotlib lays
+Drawing a figure into a PNG is the report's largest cost (44 % of a warm run's samples: matplotlib lays
 out and draws every text twice for `bbox_inches="tight"`), and the notebook's kernel does it on one core.
 `render_in_background()` moves it to worker processes: `show` then pickles the checked figure, displays
 a placeholder with a display id, and `finish_rendering()` (the notebook's last cell) puts each PNG in its
