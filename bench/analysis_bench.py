@@ -163,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         if variant == "warm":
             run_measured(next(iter(commands.values())))  # fills the cache; not timed
         measured: dict[str, tuple[list[float], list[int], list[float]]] = {r: ([], [], []) for r in renders}
+        names = {r: f"{args.mode} cache {variant}" + (f" render {r}" if len(renders) > 1 else "") for r in renders}
         for run in range(1, args.runs + 1):
             for render, command in commands.items():
                 if variant == "cold":
@@ -173,16 +174,14 @@ def main(argv: list[str] | None = None) -> int:
                 peaks.append(peak)
                 cpus.append(cpu)
                 size = f", html {out.stat().st_size / 1024:.0f} KiB" if args.mode == "report" else ""
-                name = f"{args.mode} cache {variant}" + (f" render {render}" if len(renders) > 1 else "")
-                print(f"{name} run {run}: {seconds:.1f} s, CPU {cpu:.1f} s, "
+                print(f"{names[render]} run {run}: {seconds:.1f} s, CPU {cpu:.1f} s, "
                       f"peak RSS {peak / 2**20:.0f} MiB{size}, load {os.getloadavg()[0]:.1f}")  # fmt: skip
         for render, (times, peaks, cpus) in measured.items():
             median_s, median_rss = statistics.median(times), statistics.median(peaks)
             target = target_seconds(args.events)
             met = median_s <= target and median_rss <= TARGET_RSS_BYTES
             ok = ok and met
-            name = f"{args.mode} cache {variant}" + (f" render {render}" if len(renders) > 1 else "")
-            print(f"{name}: median over {len(times)} runs {median_s:.1f} s (target {target:.0f} s), "
+            print(f"{names[render]}: median over {len(times)} runs {median_s:.1f} s (target {target:.0f} s), "
                   f"CPU {statistics.median(cpus):.1f} s, "
                   f"peak RSS {median_rss / 2**20:.0f} MiB (target {TARGET_RSS_BYTES / 2**20:.0f} MiB): "
                   f"{'OK' if met else 'MISSED'}")  # fmt: skip
