@@ -10,14 +10,20 @@ In this order, before the route reads a byte of the body:
 
 Then the route answers: through FastAPI, or, for a route whose policy names a lean handler (the JSON ingest
 routes, with lean_ingest on), through that handler on the body read here (lean_ingest.py).
+
+Around all of it, the request's context (middleware.py): its X-Request-ID, its access log line and its HTTP
+metrics. One layer does both, so a request crosses one coroutine frame and one send wrapper of ours, and a
+lean route's body is read here without the wrapped receive a route reading its own body needs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi.routing import iter_route_contexts
 from starlette.datastructures import Headers
@@ -27,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.access import AccessGuard
 from app.api.compat.keys import key_before_body, sdk_refusal
+from app.api.middleware import RequestContext
 from app.api.policy import OPEN, RoutePolicy, policy_of
 from app.api.problems import ApiProblem, api_problem_response, problem_response
 from app.api.security import bearer_from
@@ -42,6 +49,56 @@ CORS_MAX_AGE_S = "600"
 
 class _BodyRefused(Exception):
     """Raised into the app from receive() once the body is refused; the edge answers instead."""
+
+
+class StallClock:
+    """Refuses a body read that waits longer than timeout_s for its next chunk (the edge answers 408).
+
+    One timer a loop looks at every read in progress a few times per timeout and cancels the stalled ones;
+    asyncio.timeout would arm and cancel a timer for every chunk of every request (~10 µs a request on the
+    benchmark machine, a tenth of a bare FastAPI request). A stalled read is refused between timeout_s and
+    timeout_s + tick after it began, tick being a quarter of timeout_s and at most 0.25 s.
+    """
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.tick = min(timeout_s / 4, 0.25)
+        self._waiting: dict[asyncio.Task[Any], float] = {}  # each read in progress: its task, its deadline
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._timer: tuple[asyncio.AbstractEventLoop, asyncio.TimerHandle] | None = None
+
+    async def receive(self, receive: Receive) -> Message:
+        """receive(), or _BodyRefused once it has waited timeout_s."""
+        task = asyncio.current_task()
+        assert task is not None
+        loop = task.get_loop()
+        self._waiting[task] = loop.time() + self.timeout_s
+        timer = self._timer
+        if timer is None or timer[0] is not loop:  # none armed, or armed on a loop that has since ended
+            self._timer = (loop, loop.call_later(self.tick, self._check))
+        try:
+            return await receive()
+        except asyncio.CancelledError:
+            if task not in self._expired:
+                raise
+            self._expired.discard(task)
+            task.uncancel()  # our cancellation, not the task's: it goes on to answer 408
+            raise _BodyRefused(RejectionReason.BODY_TIMEOUT) from None
+        finally:
+            self._waiting.pop(task, None)
+
+    def _check(self) -> None:
+        assert self._timer is not None
+        loop = self._timer[0]
+        self._timer = None
+        now = loop.time()
+        for task, deadline in list(self._waiting.items()):
+            if deadline <= now and task.get_loop() is loop:
+                del self._waiting[task]
+                self._expired.add(task)
+                task.cancel()
+        if self._waiting:
+            self._timer = (loop, loop.call_later(self.tick, self._check))
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,22 +157,47 @@ class EdgeMiddleware:
         access: AccessGuard,
         routes: Callable[[], Sequence[BaseRoute]],
         runtime: Runtime | None = None,  # for the routes' lean handlers; None: every route through the app
+        context: RequestContext | None = None,  # request id, access line and HTTP metrics; None: none kept
     ) -> None:
         self.app = app
         self.runtime = runtime if settings.lean_ingest else None
         self.settings = settings
         self.timeout_s = settings.request_body_timeout_s
+        self.clock = StallClock(settings.request_body_timeout_s)
         self.origins = frozenset(settings.cors_origins)
         self.rejections = rejections
         self.access = access
         self.table = PolicyTable(routes)
+        self.context = context
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        method = scope["method"]
         headers = Headers(scope=scope)
+        context = self.context
+        if context is None:
+            await self._route(scope, receive, send, headers)
+            return
+        started = time.perf_counter()
+        request_id, deferral = context.begin(headers)
+        header = (b"x-request-id", request_id)
+        status = 500  # unless a response starts: what the server answers when the app raises
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        try:
+            await self._route(scope, receive, send_with_id, headers)
+        finally:
+            context.end(scope, status, started, deferral)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send, headers: Headers) -> None:
+        method = scope["method"]
         matched = self.table.lookup(scope, method)
         # A preflight asks about the POST route on its path.
         cors = (self.table.lookup(scope, "POST") if method == "OPTIONS" else matched).policy.cors
@@ -129,9 +211,57 @@ class EdgeMiddleware:
             if allowed and method == "POST":
                 send = _with_cors(send, str(origin))
             # Otherwise no CORS headers: the browser refuses (a refused preflight gets the route's 405).
-        await self._limited(scope, receive, send, headers, matched)
+        if matched.policy.lean is not None and self.runtime is not None and method == "POST":
+            await self._lean(scope, receive, send, headers, matched)
+        else:
+            await self._limited(scope, receive, send, headers, matched)
+
+    async def _lean(self, scope: Scope, receive: Receive, send: Send, headers: Headers, matched: _Matched) -> None:
+        """A route with a lean handler: its policy, its body read here (limit and clock), its handler's answer."""
+        policy = matched.policy
+        limit = policy.max_body_bytes(self.settings)
+        declared = _content_length(headers)
+        if declared is not None and declared > limit:
+            await self._refuse_body(RejectionReason.BODY_TOO_LARGE, scope, receive, send, limit)
+            return
+        scope["route"] = matched.route  # answered for that route: labelled with it in the metrics
+        problem = self._checks(scope, headers, policy)
+        if problem is not None:
+            await api_problem_response(problem)(scope, receive, send)
+            return
+        try:
+            body = await self._read_body(receive, limit)
+        except _BodyRefused as refused:
+            await self._refuse_body(refused.args[0], scope, receive, send, limit)
+            return
+        except ClientDisconnect:
+            # What the route answers when its body cannot be read (nobody reads it: the client is gone).
+            await problem_response(400, "There was an error parsing the body")(scope, receive, send)
+            return
+        assert self.runtime is not None  # _route sends only lean routes here, and only with a runtime
+        assert policy.lean is not None
+        response = await policy.lean(self.runtime, body)
+        await response(scope, receive, send)
+
+    async def _read_body(self, receive: Receive, limit: int) -> bytes:
+        """The whole body; _BodyRefused past `limit` bytes (one chunk past it at most) or once it stalls."""
+        chunks: list[bytes] = []
+        received = 0
+        while True:
+            message = await self.clock.receive(receive)
+            if message["type"] == "http.request":
+                chunk = message.get("body", b"")
+                received += len(chunk)
+                if received > limit:
+                    raise _BodyRefused(RejectionReason.BODY_TOO_LARGE)
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            elif message["type"] == "http.disconnect":
+                raise ClientDisconnect
 
     async def _limited(self, scope: Scope, receive: Receive, send: Send, headers: Headers, matched: _Matched) -> None:
+        """A route that reads its own body: it reads it through a receive() that keeps the limit and the clock."""
         limit = matched.policy.max_body_bytes(self.settings)
         declared = _content_length(headers)
         if declared is not None and declared > limit:
@@ -150,12 +280,10 @@ class EdgeMiddleware:
             if body_done:  # after the body, receive() only waits for a disconnect: no clock on that
                 return await receive()
             try:
-                # asyncio.timeout, not wait_for: no extra task per body chunk.
-                async with asyncio.timeout(self.timeout_s):
-                    message = await receive()
-            except TimeoutError:
+                message = await self.clock.receive(receive)
+            except _BodyRefused:
                 refused = RejectionReason.BODY_TIMEOUT
-                raise _BodyRefused(refused) from None
+                raise
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
@@ -173,16 +301,20 @@ class EdgeMiddleware:
             await send(message)
 
         try:
-            await self._checked(scope, limited_receive, guarded_send, headers, matched)
+            problem = self._checks(scope, headers, matched.policy)
+            if problem is not None:
+                scope["route"] = matched.route  # answered for that route: labelled with it in the metrics
+                await api_problem_response(problem)(scope, limited_receive, guarded_send)
+            else:
+                await self.app(scope, limited_receive, guarded_send)
         except Exception:
             if not refused:
                 raise
         if refused and not response_started:
             await self._refuse_body(refused, scope, receive, send, limit)
 
-    async def _checked(self, scope: Scope, receive: Receive, send: Send, headers: Headers, matched: _Matched) -> None:
-        """The key and the media type, checked before the route reads the body."""
-        policy = matched.policy
+    def _checks(self, scope: Scope, headers: Headers, policy: RoutePolicy) -> ApiProblem | None:
+        """The key and the media type, checked before the route reads the body: the problem, or None."""
         try:
             if policy.scope is not None:
                 self._authorize(scope, headers, policy)
@@ -195,21 +327,8 @@ class EdgeMiddleware:
                     headers={"Accept-Post": "application/json"},
                 )
         except ApiProblem as exc:
-            scope["route"] = matched.route  # answered for that route: labelled with it in the metrics
-            await api_problem_response(exc)(scope, receive, send)
-            return
-        if policy.lean is not None and self.runtime is not None and scope["method"] == "POST":
-            scope["route"] = matched.route
-            try:
-                body = await _whole_body(receive)
-            except ClientDisconnect:
-                # What the route answers when its body cannot be read (nobody reads it: the client is gone).
-                await problem_response(400, "There was an error parsing the body")(scope, receive, send)
-                return
-            response = await policy.lean(self.runtime, body)
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
+            return exc
+        return None
 
     def _authorize(self, scope: Scope, headers: Headers, policy: RoutePolicy) -> None:
         """The bearer key of a route, or, for a route that takes its key from the body, a key found before the
@@ -245,18 +364,6 @@ class EdgeMiddleware:
                 headers={"Connection": "close"},
             )
         await response(scope, receive, send)
-
-
-async def _whole_body(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.request":
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                return b"".join(chunks)
-        elif message["type"] == "http.disconnect":
-            raise ClientDisconnect
 
 
 def _content_length(headers: Headers) -> int | None:

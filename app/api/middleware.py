@@ -1,6 +1,6 @@
-"""Per-request context: X-Request-ID, one access log line, and the HTTP metrics.
-
-A plain ASGI middleware (not BaseHTTPMiddleware): it adds no task or stream copy to each request.
+"""Per-request context, which the edge (edge.py) opens and closes around every HTTP request: the
+X-Request-ID (the client's, when it is short and plain, else a new one), one access log line, and the
+HTTP metrics. Not a middleware of its own: one ASGI layer (the edge) does this and the routes' policies.
 """
 
 from __future__ import annotations
@@ -9,11 +9,12 @@ import itertools
 import os
 import re
 import time
+from contextvars import Token
 from typing import Any
 
 import structlog
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from app.observability.logs import defer_log_flush, end_log_deferral
 from app.observability.metrics import OTHER, UNMATCHED_ROUTE, PrometheusMetrics
@@ -27,57 +28,48 @@ _id_counter = itertools.count(1)
 
 
 _CONVERTOR = re.compile(r"\{(\w+):\w+\}")
+_templates: dict[str, str] = {}  # a route's path -> its label: a bounded set, the app's routes
 
 
 def route_template(scope: Scope) -> str:
     route = scope.get("route")
     path = getattr(route, "path", None)
-    # "/v1/events/{event_id:uuid}" is labelled "/v1/events/{event_id}", as the OpenAPI schema names it.
-    return _CONVERTOR.sub(r"{\1}", path) if isinstance(path, str) else UNMATCHED_ROUTE
+    if not isinstance(path, str):
+        return UNMATCHED_ROUTE
+    label = _templates.get(path)
+    if label is None:
+        # "/v1/events/{event_id:uuid}" is labelled "/v1/events/{event_id}", as the OpenAPI schema names it.
+        label = _templates[path] = _CONVERTOR.sub(r"{\1}", path)
+    return label
 
 
-class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, metrics: PrometheusMetrics, log: Any) -> None:
-        self.app = app
+class RequestContext:
+    """What the edge does for every request before and after the route: `begin` names the request (the id
+    is bound to every log line it causes, and those lines are held until it ends); `end` counts it in
+    the HTTP metrics, writes its access line and lets its log lines go."""
+
+    __slots__ = ("log", "metrics")
+
+    def __init__(self, metrics: PrometheusMetrics, log: Any) -> None:
         self.metrics = metrics
         self.log = log
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        request_id = _incoming_request_id(scope) or f"{_ID_PREFIX}{next(_id_counter):08x}"
+    def begin(self, headers: Headers) -> tuple[bytes, Token[bool]]:
+        """The request id as a header value, and the token that ends the log deferral."""
+        request_id = _incoming_request_id(headers) or f"{_ID_PREFIX}{next(_id_counter):08x}"
         structlog.contextvars.bind_contextvars(request_id=request_id)
-        deferral = defer_log_flush()
-        status = 500
-        header = (b"x-request-id", request_id.encode())
+        return request_id.encode(), defer_log_flush()
 
-        async def send_with_id(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", []), header]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            duration = time.perf_counter() - started
-            method = scope["method"] if scope["method"] in _KNOWN_METHODS else OTHER
-            route = route_template(scope)
-            self.metrics.http_request(method, route, status, duration)
-            self.log.info(
-                "http_request",
-                method=method,
-                route=route,
-                status=status,
-                duration_ms=round(duration * 1000, 3),
-            )
-            structlog.contextvars.unbind_contextvars("request_id")
-            end_log_deferral(deferral)
+    def end(self, scope: Scope, status: int, started: float, deferral: Token[bool]) -> None:
+        duration = time.perf_counter() - started
+        method = scope["method"] if scope["method"] in _KNOWN_METHODS else OTHER
+        route = route_template(scope)
+        self.metrics.http_request(method, route, status, duration)
+        self.log.info("http_request", method=method, route=route, status=status, duration_ms=round(duration * 1000, 3))
+        structlog.contextvars.unbind_contextvars("request_id")
+        end_log_deferral(deferral)
 
 
-def _incoming_request_id(scope: Scope) -> str | None:
-    text = Headers(scope=scope).get("x-request-id")
+def _incoming_request_id(headers: Headers) -> str | None:
+    text = headers.get("x-request-id")
     return text if text is not None and _REQUEST_ID.match(text) else None

@@ -17,15 +17,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.observability.metrics import UNMATCHED_ROUTE
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
     from opentelemetry.trace import Tracer
 
     from app.config import Settings
+    from app.main import ServiceApp
     from app.observability.metrics import PrometheusMetrics
 
 
-def install_tracing(app: FastAPI, settings: Settings, metrics: PrometheusMetrics) -> None:
-    """Call after every other middleware is added, so the request span encloses their work and logs."""
+def install_tracing(app: ServiceApp, settings: Settings, metrics: PrometheusMetrics) -> None:
+    """Call after the edge is in place: the request span is in front of it and encloses its work and logs."""
     if not settings.tracing_enabled:
         return
     from opentelemetry import trace
@@ -41,7 +41,8 @@ def install_tracing(app: FastAPI, settings: Settings, metrics: PrometheusMetrics
         # stderr: stdout carries one JSON log object a line and must stay parseable
         provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
     metrics.exemplar = current_exemplar
-    app.add_middleware(TracingMiddleware, tracer=provider.get_tracer("app.http"))
+    tracer = provider.get_tracer("app.http")
+    app.add_front(lambda inner: TracingMiddleware(inner, tracer=tracer))
     trace.set_tracer_provider(provider)
 
 

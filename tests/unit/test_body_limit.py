@@ -101,3 +101,59 @@ def test_a_stalled_body_is_408_and_closes_the_connection() -> None:
     assert run(client, timeout_s=0.05) == ["body_timeout"]
     assert client.status == 408
     assert (b"connection", b"close") in client.sent[0]["headers"]
+
+
+def test_one_edge_times_out_stalled_bodies_on_each_event_loop_it_serves() -> None:
+    # The stall clock's timer belongs to a loop; an edge whose timer was still armed when its loop ended
+    # (a test client's, a restarted server's) must still refuse a stalled body on the next loop.
+    reasons = Reasons()
+    settings = Settings(request_max_bytes=250, request_body_timeout_s=0.2)
+    middleware = EdgeMiddleware(
+        reading_app,
+        settings=settings,
+        rejections=reasons,  # type: ignore[arg-type]
+        access=AccessGuard(KeyRing([]), None, reasons),
+        routes=list,
+    )
+    scope = {"type": "http", "method": "POST", "path": "/v1/events", "headers": []}
+    quick = Client([b"x" * 10])
+    asyncio.run(middleware(dict(scope), quick.receive, quick.send))  # arms the timer; the loop ends before it fires
+    assert quick.status == 200
+    stalled = Client([b"x" * 10], stall=True)
+
+    async def bounded() -> None:
+        await asyncio.wait_for(middleware(dict(scope), stalled.receive, stalled.send), timeout=3)
+
+    asyncio.run(bounded())
+    assert stalled.status == 408
+    assert reasons == ["body_timeout"]
+
+
+def test_a_stalled_read_among_busy_ones_is_refused_and_the_others_go_on() -> None:
+    async def scenario() -> tuple[list[str], list[int]]:
+        reasons = Reasons()
+        settings = Settings(request_max_bytes=250, request_body_timeout_s=0.2)
+        middleware = EdgeMiddleware(
+            reading_app,
+            settings=settings,
+            rejections=reasons,  # type: ignore[arg-type]
+            access=AccessGuard(KeyRing([]), None, reasons),
+            routes=list,
+        )
+
+        class Slow(Client):
+            async def receive(self) -> Message:
+                await asyncio.sleep(0.02)  # each chunk well within the timeout, the whole body past it
+                return await super().receive()
+
+        stalled = Client([b"x"], stall=True)
+        slow = Slow([b"x"] * 20)
+        scope = {"type": "http", "method": "POST", "path": "/v1/events", "headers": []}
+        await asyncio.gather(
+            middleware(dict(scope), stalled.receive, stalled.send), middleware(dict(scope), slow.receive, slow.send)
+        )
+        return reasons, [stalled.status, slow.status]
+
+    reasons, statuses = asyncio.run(scenario())
+    assert reasons == ["body_timeout"]
+    assert statuses == [408, 200]  # the clock runs per chunk: 20 chunks of 20 ms in 0.4 s are not a stall
