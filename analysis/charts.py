@@ -1,30 +1,37 @@
 """Drawing rules every chart in the report follows, enforced where the figure is shown.
 
-`show` refuses a chart without a title or without both axis labels, and embeds the PNG with its title
+`show` refuses a chart without a title or without both axis labels, and embeds the image with its title
 as alternative text, so the HTML report names every image. The other helpers shade periods the data do
 not fully cover (so a partial week is not read as a drop) and label heatmap cells in a colour that
 stays readable on both light and dark cells.
 
-Drawing a figure into a PNG is the report's largest cost (44 % of a warm run's samples: matplotlib lays
+Drawing a figure is the report's largest cost (44 % of a warm run's samples with PNGs: matplotlib lays
 out and draws every text twice for `bbox_inches="tight"`), and the notebook's kernel does it on one core.
 `render_in_background()` moves it to worker processes: `show` then pickles the checked figure, displays
-a placeholder with a display id, and `finish_rendering()` (the notebook's last cell) puts each PNG in its
+a placeholder with a display id, and `finish_rendering()` (the notebook's last cell) puts each image in its
 place (nbclient applies the update to the earlier cell's output). A figure that cannot be pickled (a
 lambda formatter, say) is drawn in the kernel as before. The formatters here are module-level classes so
 that the report's own figures always pickle.
+
+Charts are SVG by default (`use_chart_format("png")` for PNGs): with `svg.fonttype: none` matplotlib writes
+each text as a <text> element instead of rasterising its glyphs, which costs a third less CPU a chart than Agg
+and PNG encoding (docs/benchmarks.md). The hash salt is fixed and the date left out, so the same figure always
+gives the same bytes, in the kernel or in a worker.
 """
 
 from __future__ import annotations
 
 import base64
+import html
 import io
 import multiprocessing
 import os
 import pickle
+import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import matplotlib.dates as mdates
 import numpy as np
@@ -73,38 +80,79 @@ def check_labels(fig: Figure) -> str:
     return suptitle or " · ".join(titles)
 
 
+ChartFormat = Literal["svg", "png"]
+CHART_FORMATS: tuple[ChartFormat, ...] = ("svg", "png")
+MIME_TYPES: dict[ChartFormat, str] = {"svg": "image/svg+xml", "png": "image/png"}
+# Texts as <text> elements; a fixed salt for the clip-path and marker ids (uuid4 by default) and no date in
+# the metadata, so that rendering is deterministic.
+_SVG_SETTINGS: dict[Any, Any] = {"svg.fonttype": "none", "svg.hashsalt": "telemetry-report"}  # rcParams keys
+_SVG_PROLOGUE = re.compile(r"\A.*?(?=<svg\b)", re.DOTALL)  # the XML declaration and DOCTYPE
+_SVG_METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.DOTALL)
+
+
 def png(fig: Figure, dpi: int = 90) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def png_of_pickled(figure: bytes, dpi: int = 90) -> str:
-    """png() of a figure pickled by BackgroundRenderer.submit (in the kernel, if a worker died)."""
+def svg(fig: Figure, title: str) -> str:
+    """The figure as an SVG document whose <title> is the chart's title (no XML prologue or RDF metadata:
+    it is embedded in a page)."""
+    import matplotlib
+
+    buffer = io.StringIO()
+    with matplotlib.rc_context(_SVG_SETTINGS):
+        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    text = _SVG_METADATA.sub("", _SVG_PROLOGUE.sub("", buffer.getvalue(), count=1), count=1)
+    opening = text.index(">") + 1
+    return f"{text[:opening]}\n <title>{html.escape(title)}</title>{text[opening:]}"
+
+
+def render(fig: Figure, fmt: ChartFormat, title: str) -> str:
+    """The figure in the format's text form: base64 of the PNG, or the SVG document itself."""
+    return svg(fig, title) if fmt == "svg" else png(fig)
+
+
+def render_pickled(figure: bytes, fmt: ChartFormat, title: str) -> str:
+    """render() of a figure pickled by BackgroundRenderer.submit (in the kernel, if a worker died)."""
     import matplotlib.pyplot as plt
 
     fig = pickle.loads(figure)  # noqa: S301  # bytes this module pickled in the parent process
     try:
-        return png(fig, dpi)
+        return render(fig, fmt, title)
     finally:
         plt.close(fig)
 
 
-def _render_in_worker(figure: bytes) -> str:
+def _render_in_worker(figure: bytes, fmt: ChartFormat, title: str) -> str:
     """What a worker process runs: no display there, whatever backend its environment names."""
     import matplotlib
 
     matplotlib.use("agg")
-    return png_of_pickled(figure)
+    return render_pickled(figure, fmt, title)
 
 
-def _image(data: str, description: str) -> tuple[dict[str, str], dict[str, Any]]:
-    return {"image/png": data, "text/plain": description}, {"image/png": {"alt": description}}
+def _image(data: str, fmt: ChartFormat, description: str) -> tuple[dict[str, str], dict[str, Any]]:
+    mime = MIME_TYPES[fmt]
+    return {mime: data, "text/plain": description}, {mime: {"alt": description}}
+
+
+_format: ChartFormat = "svg"
+
+
+def use_chart_format(fmt: str) -> None:
+    """Draw the charts `show` displays from now on as "svg" (the default) or "png"."""
+    global _format  # the kernel's one choice, like matplotlib's own rcParams
+    if fmt not in CHART_FORMATS:
+        raise ValueError(f"chart format {fmt!r}: one of {', '.join(CHART_FORMATS)}")
+    _format = fmt
 
 
 @dataclass(slots=True)
 class _Pending:
     figure: bytes  # kept so that a broken worker costs a local rendering, not the chart
+    fmt: ChartFormat
     future: Future[str]
     handle: Any  # IPython's DisplayHandle of the placeholder
     description: str
@@ -118,7 +166,7 @@ def default_workers() -> int:
 
 
 class BackgroundRenderer:
-    """PNG rendering of pickled figures in worker processes (spawned: the kernel runs DuckDB's threads,
+    """Rendering of pickled figures in worker processes (spawned: the kernel runs DuckDB's threads,
     which a fork would copy in an unknown state)."""
 
     def __init__(self, workers: int | None = None) -> None:
@@ -137,22 +185,22 @@ class BackgroundRenderer:
             figure = pickle.dumps(fig)
         except (pickle.PicklingError, TypeError, AttributeError):
             return False
-        future = self._pool.submit(_render_in_worker, figure)
+        future = self._pool.submit(_render_in_worker, figure, _format, description)
         handle = display(  # type: ignore[no-untyped-call]  # IPython's display is untyped
             {"text/plain": f"{description} (being drawn)"}, raw=True, display_id=True
         )
-        self._pending.append(_Pending(figure, future, handle, description))
+        self._pending.append(_Pending(figure, _format, future, handle, description))
         return True
 
     def finish(self) -> int:
-        """Put every rendered PNG in its placeholder's place; the number of charts placed."""
+        """Put every rendered chart in its placeholder's place; the number of charts placed."""
         placed = 0
         for item in self._pending:
             try:
                 data = item.future.result()
             except Exception:  # a dead worker: draw this one here instead
-                data = png_of_pickled(item.figure)
-            bundle, metadata = _image(data, item.description)
+                data = render_pickled(item.figure, item.fmt, item.description)
+            bundle, metadata = _image(data, item.fmt, item.description)
             item.handle.update(bundle, metadata=metadata, raw=True)
             placed += 1
         self._pending.clear()
@@ -180,7 +228,8 @@ def finish_rendering() -> int:
 
 
 def show(fig: Figure, alt: str | None = None) -> None:
-    """Display a checked chart as an embedded PNG whose alternative text is its title, then close it."""
+    """Display a checked chart as an embedded image (SVG or PNG) whose alternative text is its title, then
+    close it."""
     import matplotlib.pyplot as plt
     from IPython.display import display
 
@@ -189,9 +238,9 @@ def show(fig: Figure, alt: str | None = None) -> None:
     if _background is not None and _background.submit(fig, description):
         plt.close(fig)
         return
-    data = png(fig)
+    data = render(fig, _format, description)
     plt.close(fig)
-    bundle, metadata = _image(data, description)
+    bundle, metadata = _image(data, _format, description)
     display(bundle, metadata=metadata, raw=True)  # type: ignore[no-untyped-call]  # IPython's display is untyped
 
 

@@ -10,7 +10,8 @@ store with --database-url (bench.analysis_data copies a SQLite store into Postgr
 times, `python -m app report` (--mode report) or every analysis question alone (--mode package:
 bench.analysis_questions, no notebook kernel), sampling the resident memory of the whole process tree
 every 50 ms, for each engine cache variant asked for (--cache off,cold,warm: no cache, an empty cache each
-run, a filled one). Prints every run and the medians; exits 1 when a median misses its target.
+run, a filled one) and, in report mode, each --render-processes x --chart-format variant in turn inside
+every run. Prints every run and the medians; exits 1 when a median misses its target.
 """
 
 from __future__ import annotations
@@ -116,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="report mode: chart rendering variants, in order (comma-separated): a number of processes for "
         "`report --render-processes` (0: in the kernel) or 'default'; each runs in turn inside every run",
     )  # fmt: skip
+    parser.add_argument(
+        "--chart-format", default="default",
+        help="report mode: chart format variants, in order (comma-separated): svg, png (`report --chart-format`) "
+        "or 'default'; combined with every --render-processes variant",
+    )  # fmt: skip
     return parser
 
 
@@ -145,25 +151,36 @@ def main(argv: list[str] | None = None) -> int:
     out = args.workdir / "report.html"
     cache_dir = args.workdir / "analysis-cache"
     ok = True
-    renders = args.render_processes.split(",") if args.mode == "report" else ["default"]
+    renders = [
+        (render, fmt)
+        for render in (args.render_processes.split(",") if args.mode == "report" else ["default"])
+        for fmt in (args.chart_format.split(",") if args.mode == "report" else ["default"])
+    ]
     for variant in args.cache.split(","):
         if variant not in ("off", "cold", "warm"):
             raise SystemExit(f"--cache: unknown variant {variant!r}")
         commands = {}
-        for render in renders:
+        for render, fmt in renders:
             if args.mode == "report":
                 cache = ["--no-cache"] if variant == "off" else ["--cache-dir", str(cache_dir)]
                 drawing = [] if render == "default" else ["--render-processes", str(int(render))]
-                commands[render] = [python, "-m", "app", "report", "--database-url", url, "--out", str(out), *cache,
-                                    *drawing]  # fmt: skip
+                drawing += [] if fmt == "default" else ["--chart-format", fmt]
+                commands[render, fmt] = [python, "-m", "app", "report", "--database-url", url, "--out", str(out),
+                                         *cache, *drawing]  # fmt: skip
             else:
                 cache = [] if variant == "off" else ["--cache", str(cache_dir)]
-                commands[render] = [python, "-m", "bench.analysis_questions", url, *cache]
+                commands[render, fmt] = [python, "-m", "bench.analysis_questions", url, *cache]
         shutil.rmtree(cache_dir, ignore_errors=True)
         if variant == "warm":
             run_measured(next(iter(commands.values())))  # fills the cache; not timed
-        measured: dict[str, tuple[list[float], list[int], list[float]]] = {r: ([], [], []) for r in renders}
-        names = {r: f"{args.mode} cache {variant}" + (f" render {r}" if len(renders) > 1 else "") for r in renders}
+        measured: dict[tuple[str, str], tuple[list[float], list[int], list[float]]] = {r: ([], [], []) for r in renders}
+        renders_named = len({render for render, _ in renders}) > 1
+        formats_named = len({fmt for _, fmt in renders}) > 1
+        names = {
+            (render, fmt): f"{args.mode} cache {variant}" + (f" render {render}" if renders_named else "")
+            + (f" format {fmt}" if formats_named else "")
+            for render, fmt in renders
+        }  # fmt: skip
         for run in range(1, args.runs + 1):
             for render, command in commands.items():
                 if variant == "cold":

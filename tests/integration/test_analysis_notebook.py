@@ -128,7 +128,7 @@ def test_report_command_runs_every_cell_and_writes_self_contained_html(report: t
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     html = out.read_text(encoding="utf-8")
-    assert len(re.findall(r'<img[^>]+src="data:image/png;base64,', html)) >= 10  # figures embedded
+    assert len(re.findall(r'<img[^>]+src="data:image/svg\+xml;base64,', html)) >= 10  # figures embedded (SVG)
     assert not re.search(r'(src|href)="https?://', html)  # nothing fetched when the report opens
     assert "from analysis import" not in html
     assert "plt.subplots" not in html
