@@ -26,14 +26,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi.routing import iter_route_contexts
-from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.access import AccessGuard
 from app.api.compat.keys import key_before_body, sdk_refusal
-from app.api.middleware import RequestContext
+from app.api.middleware import RequestContext, RequestHeaders
 from app.api.policy import OPEN, RoutePolicy, policy_of
 from app.api.problems import ApiProblem, api_problem_response, problem_response
 from app.api.security import bearer_from
@@ -174,7 +173,7 @@ class EdgeMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = Headers(scope=scope)
+        headers = RequestHeaders(scope)
         context = self.context
         if context is None:
             await self._route(scope, receive, send, headers)
@@ -196,7 +195,7 @@ class EdgeMiddleware:
         finally:
             context.end(scope, status, started, deferral)
 
-    async def _route(self, scope: Scope, receive: Receive, send: Send, headers: Headers) -> None:
+    async def _route(self, scope: Scope, receive: Receive, send: Send, headers: RequestHeaders) -> None:
         method = scope["method"]
         matched = self.table.lookup(scope, method)
         # A preflight asks about the POST route on its path.
@@ -216,7 +215,9 @@ class EdgeMiddleware:
         else:
             await self._limited(scope, receive, send, headers, matched)
 
-    async def _lean(self, scope: Scope, receive: Receive, send: Send, headers: Headers, matched: _Matched) -> None:
+    async def _lean(
+        self, scope: Scope, receive: Receive, send: Send, headers: RequestHeaders, matched: _Matched
+    ) -> None:
         """A route with a lean handler: its policy, its body read here (limit and clock), its handler's answer."""
         policy = matched.policy
         limit = policy.max_body_bytes(self.settings)
@@ -260,7 +261,9 @@ class EdgeMiddleware:
             elif message["type"] == "http.disconnect":
                 raise ClientDisconnect
 
-    async def _limited(self, scope: Scope, receive: Receive, send: Send, headers: Headers, matched: _Matched) -> None:
+    async def _limited(
+        self, scope: Scope, receive: Receive, send: Send, headers: RequestHeaders, matched: _Matched
+    ) -> None:
         """A route that reads its own body: it reads it through a receive() that keeps the limit and the clock."""
         limit = matched.policy.max_body_bytes(self.settings)
         declared = _content_length(headers)
@@ -313,7 +316,7 @@ class EdgeMiddleware:
         if refused and not response_started:
             await self._refuse_body(refused, scope, receive, send, limit)
 
-    def _checks(self, scope: Scope, headers: Headers, policy: RoutePolicy) -> ApiProblem | None:
+    def _checks(self, scope: Scope, headers: RequestHeaders, policy: RoutePolicy) -> ApiProblem | None:
         """The key and the media type, checked before the route reads the body: the problem, or None."""
         try:
             if policy.scope is not None:
@@ -330,7 +333,7 @@ class EdgeMiddleware:
             return exc
         return None
 
-    def _authorize(self, scope: Scope, headers: Headers, policy: RoutePolicy) -> None:
+    def _authorize(self, scope: Scope, headers: RequestHeaders, policy: RoutePolicy) -> None:
         """The bearer key of a route, or, for a route that takes its key from the body, a key found before the
         body (checked now, so a wrong one costs no body read; without one the route reads the body's)."""
         assert policy.scope is not None
@@ -366,7 +369,7 @@ class EdgeMiddleware:
         await response(scope, receive, send)
 
 
-def _content_length(headers: Headers) -> int | None:
+def _content_length(headers: RequestHeaders) -> int | None:
     value = headers.get("content-length")
     if value is None:
         return None

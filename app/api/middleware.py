@@ -13,7 +13,6 @@ from contextvars import Token
 from typing import Any
 
 import structlog
-from starlette.datastructures import Headers
 from starlette.types import Scope
 
 from app.observability.logs import defer_log_flush, end_log_deferral
@@ -43,6 +42,27 @@ def route_template(scope: Scope) -> str:
     return label
 
 
+class RequestHeaders:
+    """The request's headers as the edge reads them: a dict built in one pass over the list, where Starlette's
+    Headers scans the whole list at each lookup. Names are looked up lower-case (as ASGI servers give them);
+    of a repeated header, the first is the one read, as Headers.get reads it."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, scope: Scope) -> None:
+        values: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            values.setdefault(name, value)
+        self._values = values
+
+    def get(self, name: str) -> str | None:
+        value = self._values.get(name.encode("latin-1"))
+        return None if value is None else value.decode("latin-1")
+
+    def __contains__(self, name: str) -> bool:
+        return name.encode("latin-1") in self._values
+
+
 class RequestContext:
     """What the edge does for every request before and after the route: `begin` names the request (the id
     is bound to every log line it causes, and those lines are held until it ends); `end` counts it in
@@ -54,7 +74,7 @@ class RequestContext:
         self.metrics = metrics
         self.log = log
 
-    def begin(self, headers: Headers) -> tuple[bytes, Token[bool]]:
+    def begin(self, headers: RequestHeaders) -> tuple[bytes, Token[bool]]:
         """The request id as a header value, and the token that ends the log deferral."""
         request_id = _incoming_request_id(headers) or f"{_ID_PREFIX}{next(_id_counter):08x}"
         structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -70,6 +90,6 @@ class RequestContext:
         end_log_deferral(deferral)
 
 
-def _incoming_request_id(headers: Headers) -> str | None:
+def _incoming_request_id(headers: RequestHeaders) -> str | None:
     text = headers.get("x-request-id")
     return text if text is not None and _REQUEST_ID.match(text) else None

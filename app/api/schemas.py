@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -12,7 +13,7 @@ from uuid import UUID
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictStr
 from starlette.responses import Response
 
-from app.json_codec import dump_json, event_document
+from app.json_codec import event_document, json_bytes
 from app.repository.port import Cursor
 from app.services.event_service import EventDraft
 from app.utc_text import from_utc_text, to_utc_text
@@ -165,8 +166,19 @@ class JsonBody(Response):
 
     media_type = "application/json"
 
+    def __init__(self, content: Any, status_code: int = 200, headers: Mapping[str, str] | None = None) -> None:
+        if headers is not None:
+            super().__init__(content, status_code, headers)
+            return
+        # What Response.__init__ makes of a JSON body with no headers of its own, without its general case
+        # (one of these answers every ingest request).
+        self.status_code = status_code
+        self.background = None
+        self.body = body = json_bytes(content)
+        self.raw_headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json")]
+
     def render(self, content: Any) -> bytes:
-        return dump_json(content).encode()
+        return json_bytes(content)
 
 
 event_json = event_document

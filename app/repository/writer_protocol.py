@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Any
 from uuid import UUID
 
@@ -42,7 +43,8 @@ Commits = list[list[float]]
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):  # the event's read-only metadata view
+    # The event's read-only metadata view: its exact type first, isinstance on an ABC is slow.
+    if type(value) is MappingProxyType or isinstance(value, Mapping):
         return dict(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 

@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from app.json_codec import json_size
@@ -101,7 +102,7 @@ class _MetadataWalk:
                 raise InvalidEvent(
                     "numbers must be finite", reason=RejectionReason.NUMBER_OUT_OF_RANGE, field=self.path
                 )
-        elif isinstance(value, Mapping):  # the event's read-only view of the top level
+        elif kind is MappingProxyType or isinstance(value, Mapping):  # the event's read-only view of the top level
             self._object(value, depth)
         else:
             raise InvalidEvent(f"{kind.__name__} is not a JSON value", field=self.path)

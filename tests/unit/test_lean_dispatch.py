@@ -100,3 +100,28 @@ def test_a_client_gone_before_the_end_of_its_body_is_answered_400_as_the_route_w
     assert client.status == 400
     assert client.body["detail"] == "There was an error parsing the body"
     assert bodies == []
+
+
+def test_a_json_body_answers_with_the_headers_starlettes_response_would_give() -> None:
+    from app.api.schemas import JsonBody
+    from app.json_codec import json_bytes
+
+    content = {"event_id": "x", "metadata": {"é": [1, 2.5, None]}}
+    fast = JsonBody(content, status_code=201)
+    general = Response(json_bytes(content), status_code=201, media_type="application/json")
+    assert (fast.status_code, fast.body, fast.raw_headers) == (general.status_code, general.body, general.raw_headers)
+    with_headers = JsonBody(content, headers={"Location": "/v1/events/x"})
+    assert with_headers.raw_headers[0] == (b"location", b"/v1/events/x")
+    assert with_headers.raw_headers[1:] == general.raw_headers
+
+
+def test_the_edge_reads_the_first_of_repeated_headers_by_lower_case_name() -> None:
+    from starlette.datastructures import Headers
+
+    from app.api.middleware import RequestHeaders
+
+    scope = {"headers": [(b"x-request-id", b"one"), (b"content-type", b"application/json"), (b"x-request-id", b"two")]}
+    ours, starlettes = RequestHeaders(scope), Headers(scope=scope)
+    for name in ("x-request-id", "content-type", "origin"):
+        assert ours.get(name) == starlettes.get(name)
+        assert (name in ours) == (name in starlettes)
