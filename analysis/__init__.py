@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from analysis import funnel, lifecycle, metadata, quality, retention, sessions, temporal, trends, usage
-    from analysis.db import Database, DatabaseNotFound, UnsupportedDatabaseUrl, connect
+    from analysis.db import Database, connect
     from analysis.filters import Breakdown, Filter
+    from analysis.store import DatabaseNotFound, UnsupportedDatabaseUrl
 
 # Loaded on first use (PEP 562): a process that needs one module (the report's chart workers import
 # analysis.charts and matplotlib alone) does not pay for DuckDB, pandas and every question module.
@@ -23,7 +24,7 @@ _SUBMODULES = frozenset(
     {"funnel", "lifecycle", "metadata", "quality", "retention", "sessions", "temporal", "trends", "usage"}
 )
 _NAMES = {
-    "Database": "analysis.db", "DatabaseNotFound": "analysis.db", "UnsupportedDatabaseUrl": "analysis.db",
+    "Database": "analysis.db", "DatabaseNotFound": "analysis.store", "UnsupportedDatabaseUrl": "analysis.store",
     "connect": "analysis.db", "Breakdown": "analysis.filters", "Filter": "analysis.filters",
 }  # fmt: skip
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import duckdb
-
 if TYPE_CHECKING:
+    import duckdb  # imported where used: `python -m app report` asks default_directory() without DuckDB
+
     from analysis.db import Database
 
 # Bumped whenever the cached tables change shape: a file of another format is rebuilt, never read.
@@ -126,6 +126,8 @@ def _stale_reason(db: Database, engine: duckdb.DuckDBPyConnection) -> str | None
 def _attach(engine: duckdb.DuckDBPyConnection, path: Path) -> None:
     """Attach the cache file; one that is not a readable DuckDB file of this version (a crash mid-write, a
     DuckDB upgrade) is only a copy: it is removed and started again. A file another run holds stays."""
+    import duckdb
+
     try:
         engine.execute(f"ATTACH ? AS {CATALOG}", [str(path)])
     except duckdb.Error as exc:
@@ -139,6 +141,8 @@ def _attach(engine: duckdb.DuckDBPyConnection, path: Path) -> None:
 def open_engine(db: Database, directory: Path, spill_directory: str) -> tuple[duckdb.DuckDBPyConnection, int, CacheUse]:
     """An engine whose `events` view reads the cached copy, brought up to date with the store first; the
     last seq it holds; how the cache was used. Falls back to a plain load when the file cannot be used."""
+    import duckdb
+
     from analysis.load import create_events_table, load_events, new_engine, read_events, store_bounds
 
     path = cache_file(directory, db)

@@ -25,7 +25,6 @@ import base64
 import html
 import io
 import multiprocessing
-import os
 import pickle
 import re
 from collections.abc import Callable, Sequence
@@ -39,6 +38,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+from analysis.chart_workers import default_workers
 
 if TYPE_CHECKING:
     import pandas as pd  # imported where used: a chart worker process needs matplotlib alone
@@ -156,13 +157,6 @@ class _Pending:
     future: Future[str]
     handle: Any  # IPython's DisplayHandle of the placeholder
     description: str
-
-
-def default_workers() -> int:
-    """One fewer than the cores (the kernel keeps one), at least 1, at most 2: a worker holds about 160 MiB
-    (matplotlib, and pandas for the figures' data), and the report's whole tree is meant to stay under 1 GiB
-    (docs/benchmarks.md: on 2 cores, 2 workers were 7 % faster than 1 and peaked at 971 MiB)."""
-    return max(1, min(2, (os.cpu_count() or 2) - 1))
 
 
 class BackgroundRenderer:

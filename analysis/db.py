@@ -14,39 +14,29 @@ the copy leaves out (metadata text of chosen rows).
 from __future__ import annotations
 
 import json
-import sqlite3
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import duckdb
 import pandas as pd
 
 from analysis.cache import CacheUse
+from analysis.sql import postgres as postgres_sql
 from analysis.sql import sqlite as sqlite_sql
 from analysis.sql.store import StoreQueries
+from analysis.store import DatabaseNotFound, DbApiConnection, UnsupportedDatabaseUrl, open_store, sqlite_path
 
-
-class DatabaseNotFound(FileNotFoundError):
-    """The URL points at a database file that does not exist (analysis never creates one)."""
-
-
-class UnsupportedDatabaseUrl(ValueError):
-    """The URL names a backend the analysis package cannot read (yet)."""
-
-
-class _DbApiConnection(Protocol):
-    def cursor(self) -> Any: ...
-    def close(self) -> None: ...
+__all__ = ["Database", "DatabaseNotFound", "UnsupportedDatabaseUrl", "connect", "sqlite_path"]
 
 
 @dataclass(slots=True)
 class Database:
     """A read-only store connection, the SQL texts of its backend, and the lazily loaded engine."""
 
-    connection: _DbApiConnection
+    connection: DbApiConnection
     sql: StoreQueries
     url: str
     adbc_uri: str  # the same store, as the ADBC driver opens it for the bulk read
@@ -151,40 +141,14 @@ class Database:
         self.close()
 
 
-def sqlite_path(url: str) -> Path:
-    """sqlite:///relative.db or sqlite:////absolute.db -> the file path, as the service reads them."""
-    raw = url.removeprefix("sqlite:///")
-    if raw == url or not raw:
-        raise UnsupportedDatabaseUrl(f"not a sqlite URL with a file path: {url!r}")
-    return Path(raw)
-
-
-def _open_sqlite(url: str) -> Database:
-    path = sqlite_path(url)
-    if not path.is_file():
-        raise DatabaseNotFound(f"no database file at {path} (from {url})")
-    uri = f"{path.resolve().as_uri()}?mode=ro"
-    # mode=ro: the analysis cannot write, whatever a query says; query_only guards against attached files.
-    connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
-    connection.execute("PRAGMA query_only = ON")
-    return Database(connection, sqlite_sql.QUERIES, url, uri, "sqlite")
-
-
 def connect(database_url: str, cache: Path | str | None = None) -> Database:
     """Open the event store read-only: sqlite:///PATH or postgresql://... (the URLs the service takes).
 
     cache: a directory where the engine's columnar copy of the events is kept between runs (see
     analysis/cache.py; `analysis.cache.default_directory()` is the user's cache directory); None loads
     every event from the store each time."""
-    if database_url.startswith("sqlite:///"):
-        db = _open_sqlite(database_url)
-    elif database_url.startswith(("postgresql://", "postgres://")):
-        from analysis.postgres import open_postgres  # only a PostgreSQL user loads the driver
-
-        db = open_postgres(database_url)
-    else:
-        raise UnsupportedDatabaseUrl(
-            f"unsupported database URL {database_url!r}: use sqlite:///PATH or postgresql://..."
-        )
+    store = open_store(database_url)
+    queries = sqlite_sql.QUERIES if store.backend == "sqlite" else postgres_sql.QUERIES
+    db = Database(store.connection, queries, database_url, store.adbc_uri, store.backend)
     db.cache_directory = Path(cache) if cache is not None else None
     return db

@@ -61,18 +61,11 @@ def public_url(database_url: str) -> str:
 
 def has_events(database_url: str) -> bool:
     """Whether the store holds any event, asked of the store itself through the analysis package's
-    read-only connection (no engine load, no scan: the first row answers)."""
-    analysis = _analysis()
+    read-only opening (analysis.store: the driver alone, no engine, no pandas; the first row answers)."""
+    store = _analysis("analysis.store")
     try:
-        with analysis.connect(database_url) as db:
-            cursor = db.connection.cursor()
-            try:
-                cursor.execute("SELECT EXISTS (SELECT 1 FROM events)")
-                row = cursor.fetchone()
-            finally:
-                cursor.close()
-            return bool(row and row[0])
-    except (analysis.DatabaseNotFound, analysis.UnsupportedDatabaseUrl) as exc:
+        return bool(store.has_events(database_url))
+    except (store.DatabaseNotFound, store.UnsupportedDatabaseUrl) as exc:
         raise NothingToReport(str(exc)) from exc
     except Exception as exc:  # the driver's own errors (server down, no such table): one line, not a traceback
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -186,10 +179,10 @@ def build_report(
     render_processes: int | None = None,
     chart_format: str = CHART_FORMATS[0],
 ) -> Path:
-    """Execute the notebook and write its HTML; render_processes None: analysis.charts.default_workers()."""
+    """Execute the notebook and write its HTML; render_processes None: analysis.chart_workers.default_workers()."""
     import nbformat
 
-    processes = _analysis("analysis.charts").default_workers() if render_processes is None else render_processes
+    processes = _analysis("analysis.chart_workers").default_workers() if render_processes is None else render_processes
     nb = execute_notebook(notebook, database_url, cell_timeout, cache_dir, processes, chart_format)
     if executed is not None:
         nbformat.write(nb, executed)  # type: ignore[no-untyped-call]

@@ -253,6 +253,27 @@ def test_a_second_report_says_it_used_the_warm_cache_and_no_cache_says_so(
     )
 
 
+def test_the_command_asks_the_store_before_the_kernel_without_loading_the_engine_or_the_charts(
+    database_url: str,
+) -> None:
+    # What `report` runs in its own process before the kernel starts: the kernel loads these itself, so here
+    # they would only be seconds of imports spent before it.
+    script = (
+        "import sys\n"
+        "from app.commands import report\n"
+        f"assert report.has_events({database_url!r})\n"
+        "report._analysis('analysis.chart_workers').default_workers()\n"
+        "report._analysis('analysis.cache').default_directory()\n"
+        "heavy = ('duckdb', 'pandas', 'numpy', 'matplotlib', 'pyarrow', 'nbconvert')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
 def test_a_failing_cell_fails_the_report_and_writes_nothing(tmp_path: Path) -> None:
     out = tmp_path / "report.html"
     with pytest.raises(ReportFailed, match="DatabaseNotFound"):
