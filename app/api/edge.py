@@ -210,21 +210,20 @@ class EdgeMiddleware:
             if allowed and method == "POST":
                 send = _with_cors(send, str(origin))
             # Otherwise no CORS headers: the browser refuses (a refused preflight gets the route's 405).
-        if matched.policy.lean is not None and self.runtime is not None and method == "POST":
-            await self._lean(scope, receive, send, headers, matched)
-        else:
-            await self._limited(scope, receive, send, headers, matched)
-
-    async def _lean(
-        self, scope: Scope, receive: Receive, send: Send, headers: RequestHeaders, matched: _Matched
-    ) -> None:
-        """A route with a lean handler: its policy, its body read here (limit and clock), its handler's answer."""
-        policy = matched.policy
-        limit = policy.max_body_bytes(self.settings)
+        limit = matched.policy.max_body_bytes(self.settings)
         declared = _content_length(headers)
         if declared is not None and declared > limit:
             await self._refuse_body(RejectionReason.BODY_TOO_LARGE, scope, receive, send, limit)
-            return
+        elif matched.policy.lean is not None and self.runtime is not None and method == "POST":
+            await self._lean(scope, receive, send, headers, matched, limit)
+        else:
+            await self._limited(scope, receive, send, headers, matched, limit)
+
+    async def _lean(
+        self, scope: Scope, receive: Receive, send: Send, headers: RequestHeaders, matched: _Matched, limit: int
+    ) -> None:
+        """A route with a lean handler: its policy, its body read here (limit and clock), its handler's answer."""
+        policy = matched.policy
         scope["route"] = matched.route  # answered for that route: labelled with it in the metrics
         problem = self._checks(scope, headers, policy)
         if problem is not None:
@@ -262,15 +261,9 @@ class EdgeMiddleware:
                 raise ClientDisconnect
 
     async def _limited(
-        self, scope: Scope, receive: Receive, send: Send, headers: RequestHeaders, matched: _Matched
+        self, scope: Scope, receive: Receive, send: Send, headers: RequestHeaders, matched: _Matched, limit: int
     ) -> None:
         """A route that reads its own body: it reads it through a receive() that keeps the limit and the clock."""
-        limit = matched.policy.max_body_bytes(self.settings)
-        declared = _content_length(headers)
-        if declared is not None and declared > limit:
-            await self._refuse_body(RejectionReason.BODY_TOO_LARGE, scope, receive, send, limit)
-            return
-
         received = 0
         body_done = False
         refused: RejectionReason | None = None
