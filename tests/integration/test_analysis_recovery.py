@@ -10,6 +10,7 @@ import math
 from datetime import timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from analysis import Database, connect, funnel, metadata, quality, retention, temporal, usage
@@ -214,3 +215,37 @@ def test_views_of_one_sample_pass_agree_with_their_own_queries(db: Database) -> 
     assert from_counts[["value", "events"]].to_dict("list") == from_query[["value", "events"]].to_dict("list")
     histogram = metadata.numeric_histogram_in(counts, "purchase", "amount", bins=10)
     assert histogram["events"].sum() == metadata.numeric_histogram(db, "purchase", "amount", bins=10)["events"].sum()
+
+
+def test_value_counts_read_every_key_however_it_is_spelled(tmp_path: Path) -> None:
+    """Keys holding the characters a JSON path or pointer gives a meaning to, and every JSON type."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from app.models import UserActionEvent
+    from app.repository import open_repository
+
+    odd = {"a.b": 1, "$x": "y", "/p": 2.5, 'q"r': True, "t~1": [1, 2], "e": {"f": 1}, "n": None, "": -3, "s p": "z"}
+    url = f"sqlite:///{tmp_path / 'events.db'}"
+    repository = open_repository(url)
+    try:
+        now = datetime.now(UTC)
+        repository.add([UserActionEvent(uuid.uuid4(), "u1", "odd", now, "web", odd, now)])
+        repository.add([UserActionEvent(uuid.uuid4(), "u2", "odd", now, "web", {"a.b": 1, "$x": False}, now)])
+    finally:
+        repository.close()
+    with connect(url) as odd_db:
+        counts = metadata.value_counts(odd_db)
+    found = {(r.key, r.type, None if pd.isna(r.value) else r.value, r.events) for r in counts.itertuples()}
+    assert found == {
+        ("a.b", "integer", "1", 2),
+        ("$x", "text", "y", 1),
+        ("$x", "false", "false", 1),
+        ("/p", "real", "2.5", 1),
+        ('q"r', "true", "true", 1),
+        ("t~1", "array", None, 1),
+        ("e", "object", None, 1),
+        ("n", "null", None, 1),
+        ("", "integer", "-3", 1),
+        ("s p", "text", "z", 1),
+    }
