@@ -132,23 +132,19 @@ def top_paths(
     if steps < 1:
         raise ValueError("steps must be at least 1")
     keyed, params = _keyed_events(db, where, gap, use_session_id)
+    # One list per session holding start_action, sorted there (sorting every event by session in a window
+    # or a join costs twice as much); the keyed events are cheap to compute again, dearer to keep.
     frame = db.frame(
-        f"""WITH k AS ({keyed}),
-                 s AS (SELECT user_id, session, arg_min(seq, (ts, seq)) AS seq, MIN(ts) AS ts FROM k WHERE action = ?
-                       GROUP BY ALL),
-                 after AS (SELECT k.user_id, k.session, k.action,
-                                  row_number() OVER (PARTITION BY k.user_id, k.session ORDER BY k.ts, k.seq) AS n
-                           FROM k JOIN s ON k.user_id = s.user_id AND k.session = s.session
-                                AND (k.ts > s.ts OR (k.ts = s.ts AND k.seq > s.seq))),
-                 paths AS (SELECT s.user_id, s.session,
-                                  array_to_string(list_transform(range(1, {steps} + 1),
-                                      lambda i: coalesce(list(a.action ORDER BY a.n)[i], '(end)')), ' → ') AS path
-                           FROM s LEFT JOIN after a
-                                ON a.user_id = s.user_id AND a.session = s.session AND a.n <= {steps}
-                           GROUP BY s.user_id, s.session),
-                 starting AS (SELECT COUNT(*) AS n FROM s)
-            SELECT path, COUNT(*) AS sessions, COUNT(*) / any_value((SELECT n FROM starting)) AS share
+        f"""WITH k AS NOT MATERIALIZED ({keyed}),
+                 held AS (SELECT list({{'ts': ts, 'seq': seq, 'action': action}}) AS events FROM k
+                          WHERE (user_id, session) IN (SELECT (user_id, session) FROM k WHERE action = ?)
+                          GROUP BY user_id, session),
+                 s AS (SELECT list_transform(list_sort(events), lambda e: e.action) AS actions FROM held),
+                 paths AS (SELECT array_to_string(list_transform(range(1, {steps} + 1),
+                               lambda i: coalesce(actions[list_position(actions, ?) + i], '(end)')), ' → ') AS path
+                           FROM s)
+            SELECT path, COUNT(*) AS sessions, COUNT(*) / any_value((SELECT COUNT(*) FROM s)) AS share
             FROM paths GROUP BY path ORDER BY sessions DESC, path LIMIT ?""",
-        [*params, start_action, top],
+        [*params, start_action, start_action, top],
     )
     return frame[frame["sessions"] > 0].head(top).reset_index(drop=True)
