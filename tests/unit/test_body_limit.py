@@ -60,7 +60,8 @@ class Reasons(list[str]):
         self.append(reason)
 
 
-def run(client: Client, headers: list[tuple[bytes, bytes]] | None = None, timeout_s: float = 5.0) -> list[str]:
+def edge(timeout_s: float = 5.0) -> tuple[EdgeMiddleware, Reasons]:
+    """The edge over reading_app, a 250-byte body limit, and the list of what it refused."""
     reasons = Reasons()
     settings = Settings(request_max_bytes=250, request_body_timeout_s=timeout_s)
     middleware = EdgeMiddleware(
@@ -70,6 +71,11 @@ def run(client: Client, headers: list[tuple[bytes, bytes]] | None = None, timeou
         access=AccessGuard(KeyRing([]), None, reasons),
         routes=list,  # no routes: every request has the default policy
     )
+    return middleware, reasons
+
+
+def run(client: Client, headers: list[tuple[bytes, bytes]] | None = None, timeout_s: float = 5.0) -> list[str]:
+    middleware, reasons = edge(timeout_s)
     scope = {"type": "http", "method": "POST", "path": "/v1/events", "headers": headers or []}
     asyncio.run(middleware(scope, client.receive, client.send))
     return reasons
@@ -106,15 +112,7 @@ def test_a_stalled_body_is_408_and_closes_the_connection() -> None:
 def test_one_edge_times_out_stalled_bodies_on_each_event_loop_it_serves() -> None:
     # The stall clock's timer belongs to a loop; an edge whose timer was still armed when its loop ended
     # (a test client's, a restarted server's) must still refuse a stalled body on the next loop.
-    reasons = Reasons()
-    settings = Settings(request_max_bytes=250, request_body_timeout_s=0.2)
-    middleware = EdgeMiddleware(
-        reading_app,
-        settings=settings,
-        rejections=reasons,  # type: ignore[arg-type]
-        access=AccessGuard(KeyRing([]), None, reasons),
-        routes=list,
-    )
+    middleware, reasons = edge(timeout_s=0.2)
     scope = {"type": "http", "method": "POST", "path": "/v1/events", "headers": []}
     quick = Client([b"x" * 10])
     asyncio.run(middleware(dict(scope), quick.receive, quick.send))  # arms the timer; the loop ends before it fires
@@ -131,15 +129,7 @@ def test_one_edge_times_out_stalled_bodies_on_each_event_loop_it_serves() -> Non
 
 def test_a_stalled_read_among_busy_ones_is_refused_and_the_others_go_on() -> None:
     async def scenario() -> tuple[list[str], list[int]]:
-        reasons = Reasons()
-        settings = Settings(request_max_bytes=250, request_body_timeout_s=0.2)
-        middleware = EdgeMiddleware(
-            reading_app,
-            settings=settings,
-            rejections=reasons,  # type: ignore[arg-type]
-            access=AccessGuard(KeyRing([]), None, reasons),
-            routes=list,
-        )
+        middleware, reasons = edge(timeout_s=0.2)
 
         class Slow(Client):
             async def receive(self) -> Message:
