@@ -14,8 +14,9 @@ from app.models import UserActionEvent
 from app.utc_text import to_utc_text
 
 
-def _default(value: Any) -> Any:
-    # The event's read-only metadata view: its exact type first, isinstance on an ABC is slow.
+def orjson_default(value: Any) -> Any:
+    """orjson's `default` for what it cannot write itself: the event's read-only metadata view (its exact
+    type first, isinstance on an ABC is slow)."""
     if type(value) is MappingProxyType or isinstance(value, Mapping):
         return dict(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
@@ -23,16 +24,16 @@ def _default(value: Any) -> Any:
 
 def dump_json(value: Any) -> str:
     try:
-        return orjson.dumps(value, default=_default).decode()
+        return orjson.dumps(value, default=orjson_default).decode()
     except TypeError:
         # orjson stops at 64-bit integers; JSON itself has no such limit, so neither do we.
-        return json.dumps(value, default=_default, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        return json.dumps(value, default=orjson_default, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def json_bytes(value: Any) -> bytes:
     """dump_json's text as UTF-8, without decoding orjson's bytes to encode them again."""
     try:
-        return orjson.dumps(value, default=_default)
+        return orjson.dumps(value, default=orjson_default)
     except TypeError:
         return dump_json(value).encode()
 
@@ -40,7 +41,7 @@ def json_bytes(value: Any) -> bytes:
 def json_size(value: Any) -> int:
     """Bytes of the value as compact UTF-8 JSON (what dump_json writes), without keeping the text."""
     try:
-        return len(orjson.dumps(value, default=_default))
+        return len(orjson.dumps(value, default=orjson_default))
     except TypeError:
         return len(dump_json(value).encode())
 

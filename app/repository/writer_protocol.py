@@ -23,15 +23,14 @@ rare case orjson cannot write it (an integer past 64 bits). One orjson call enco
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from types import MappingProxyType
 from typing import Any
 from uuid import UUID
 
 import orjson
 
-from app.json_codec import dump_json, load_json
+from app.json_codec import dump_json, load_json, orjson_default
 from app.models import UserActionEvent
 from app.repository.port import AddResult, AddStatus
 
@@ -42,15 +41,8 @@ Row = list[Any]
 Commits = list[list[float]]
 
 
-def _plain(value: Any) -> Any:
-    # The event's read-only metadata view: its exact type first, isinstance on an ABC is slow.
-    if type(value) is MappingProxyType or isinstance(value, Mapping):
-        return dict(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
 def frame(message: Any) -> bytes:
-    body = orjson.dumps(message, default=_plain, option=orjson.OPT_UTC_Z)
+    body = orjson.dumps(message, default=orjson_default, option=orjson.OPT_UTC_Z)
     return len(body).to_bytes(HEADER_BYTES, "big") + body
 
 
