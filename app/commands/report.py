@@ -107,6 +107,11 @@ def register(commands: Any) -> None:
         "--chart-format", choices=CHART_FORMATS, default=CHART_FORMATS[0],
         help="how the charts are embedded: svg (texts kept as text, a third less CPU to draw) or png",
     )  # fmt: skip
+    parser.add_argument(
+        "--kernel", action="store_true",
+        help="run the notebook in a fresh Jupyter kernel process, as Jupyter does (default: in this process, "
+        "in an IPython shell: the same outputs, ~2 s sooner)",
+    )  # fmt: skip
     parser.set_defaults(handler=run)
 
 
@@ -117,21 +122,32 @@ def execute_notebook(
     cache_dir: Path | None = None,
     render_processes: int = 0,
     chart_format: str = CHART_FORMATS[0],
+    kernel: bool = False,
 ) -> Any:
-    """Run every cell in a fresh kernel; the database, the cache directory (None: no cache), the chart
-    rendering processes (0: charts drawn in the kernel) and the chart format reach the parameters cell
-    through the environment."""
+    """Run every cell, in this process (an IPython shell: app/commands/notebook_run.py) or with `kernel` in a
+    fresh Jupyter kernel; the database, the cache directory (None: no cache), the chart rendering processes
+    (0: charts drawn where the cells run) and the chart format reach the parameters cell through the
+    environment."""
     import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
 
     nb = nbformat.read(notebook, as_version=4)  # type: ignore[no-untyped-call]  # nbformat's API is untyped
-    env = {
-        **os.environ, "TELEMETRY_DATABASE_URL": database_url, "MPLBACKEND": "agg",
+    settings = {
+        "TELEMETRY_DATABASE_URL": database_url, "MPLBACKEND": "agg",
         "TELEMETRY_ANALYSIS_CACHE": str(cache_dir) if cache_dir is not None else "",
         "TELEMETRY_REPORT_RENDER_PROCESSES": str(render_processes),  # analysis/charts.py's background renderer
         "TELEMETRY_REPORT_CHART_FORMAT": chart_format,
     }  # fmt: skip
+    if not kernel:
+        from app.commands.notebook_run import CellFailed, run_notebook
+
+        try:
+            return run_notebook(nb, settings, ROOT, cell_timeout)
+        except CellFailed as exc:
+            raise ReportFailed(str(exc)) from exc
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    env = {**os.environ, **settings}
     client = NotebookClient(nb, kernel_name=KERNEL, timeout=cell_timeout, resources={"metadata": {"path": str(ROOT)}})
     try:
         client.execute(env=env)
@@ -178,12 +194,13 @@ def build_report(
     cache_dir: Path | None = None,
     render_processes: int | None = None,
     chart_format: str = CHART_FORMATS[0],
+    kernel: bool = False,
 ) -> Path:
     """Execute the notebook and write its HTML; render_processes None: analysis.chart_workers.default_workers()."""
     import nbformat
 
     processes = _analysis("analysis.chart_workers").default_workers() if render_processes is None else render_processes
-    nb = execute_notebook(notebook, database_url, cell_timeout, cache_dir, processes, chart_format)
+    nb = execute_notebook(notebook, database_url, cell_timeout, cache_dir, processes, chart_format, kernel)
     if executed is not None:
         nbformat.write(nb, executed)  # type: ignore[no-untyped-call]
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -212,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         build_report(
             args.database_url, args.out, args.notebook, args.executed, args.cell_timeout, cache_dir,
-            args.render_processes, args.chart_format,
+            args.render_processes, args.chart_format, args.kernel,
         )  # fmt: skip
     except ReportFailed as exc:
         print(f"report: a notebook cell failed, no report written:\n{exc}", file=sys.stderr)
