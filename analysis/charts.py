@@ -201,6 +201,11 @@ class BackgroundRenderer:
         self._pool.shutdown()
         return placed
 
+    def discard(self) -> None:
+        """Stop the workers; the charts still pending are dropped (their placeholders stay)."""
+        self._pending.clear()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
 
 _background: BackgroundRenderer | None = None
 
@@ -219,6 +224,16 @@ def finish_rendering() -> int:
         return 0
     renderer, _background = _background, None
     return renderer.finish()
+
+
+def reset() -> None:
+    """This module as a fresh kernel has it: no background renderer (a notebook that failed before its last cell
+    leaves one, its workers stopped here) and SVG charts. For notebooks run one after another in one process."""
+    global _background, _format
+    renderer, _background = _background, None
+    if renderer is not None:
+        renderer.discard()
+    _format = "svg"
 
 
 def show(fig: Figure, alt: str | None = None) -> None:

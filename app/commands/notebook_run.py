@@ -196,7 +196,17 @@ def run_notebook(nb: Any, env: Mapping[str, str], cwd: Path, cell_timeout: float
     finally:
         sys.stdout, sys.stderr = saved_streams
         type(shell).clear_instance()
+        _fresh_matplotlib()
     return nb
+
+
+def _fresh_matplotlib() -> None:
+    """pyplot's figures closed and rcParams back to matplotlib's start-up values, as the next notebook would find
+    them in a fresh kernel (nothing to do if no cell imported matplotlib)."""
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")
+    if "matplotlib" in sys.modules:
+        sys.modules["matplotlib"].rc_file_defaults()
 
 
 def _failure(cell: Any) -> str:

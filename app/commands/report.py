@@ -144,6 +144,9 @@ def execute_notebook(
             return run_notebook(nb, settings, ROOT, cell_timeout)
         except CellFailed as exc:
             raise ReportFailed(str(exc)) from exc
+        finally:  # the chart module's state as a fresh kernel has it, for the next notebook run here
+            if "analysis.charts" in sys.modules:
+                sys.modules["analysis.charts"].reset()
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 

@@ -1,5 +1,5 @@
-"""The notebook end to end: executed in a real kernel against simulated data, exported as HTML, and read
-as a product owner would read it (summary first, header, tables and wording), also in headless Chromium.
+"""The notebook end to end: executed as `python -m app report` runs it against simulated data, exported as HTML,
+and read as a product owner would read it (summary first, header, tables and wording), also in headless Chromium.
 
 Any cell error fails the report (and so this test): the notebook cannot silently rot. One report is built
 for the module and every rule is checked on it; the data end on a Wednesday so the last week is partial.
@@ -286,7 +286,7 @@ def test_the_notebook_kernel_is_the_python_running_the_suite(tmp_path: Path) -> 
     probe.cells = [nbformat.v4.new_code_cell("import sys, pandas, analysis\nprint(sys.prefix)")]
     notebook = tmp_path / "probe.ipynb"
     nbformat.write(probe, notebook)
-    executed = execute_notebook(notebook, "sqlite:///unused.db")
+    executed = execute_notebook(notebook, "sqlite:///unused.db", kernel=True)  # report --kernel
     printed = executed.cells[0].outputs[0].text.strip()
     assert printed == sys.prefix  # the venv's prefix, not the base interpreter's
 

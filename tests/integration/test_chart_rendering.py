@@ -1,7 +1,7 @@
 """Charts drawn in worker processes (analysis/charts.py's background renderer) reach the executed notebook
 exactly as charts drawn in the kernel do: in the cell that showed them, as the same SVG or PNG bytes, with
-the title as alternative text. Run in a real kernel through nbclient, as `python -m app report` runs the
-notebook."""
+the title as alternative text. Run as `python -m app report` runs the notebook (its cells in the command's
+process, app/commands/notebook_run.py)."""
 
 from __future__ import annotations
 

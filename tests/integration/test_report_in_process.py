@@ -76,3 +76,22 @@ def test_a_cell_past_its_timeout_fails_the_report(tmp_path: Path) -> None:
     probe = _probe(tmp_path, ("import time\ntime.sleep(30)",))
     with pytest.raises(ReportFailed, match="CellTimedOut: the cell ran longer than its 1 s timeout"):
         execute_notebook(probe, "sqlite:///unused.db", cell_timeout=1)
+
+
+def test_a_notebook_run_after_another_finds_the_charts_and_matplotlib_as_a_fresh_kernel_would(tmp_path: Path) -> None:
+    # The first notebook fails with a chart still being drawn in the background, in PNG, and a changed rcParam.
+    first = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})\n"
+        "import matplotlib.pyplot as plt\nfrom analysis import charts\n"
+        "plt.rcParams['figure.dpi'] = 33\ncharts.use_chart_format('png')\ncharts.render_in_background(workers=1)\n"
+        "fig, ax = plt.subplots(); ax.set_title('t'); ax.set_xlabel('x'); ax.set_ylabel('y'); charts.show(fig)",
+        "raise RuntimeError('stopped before finish_rendering')",
+    )
+    with pytest.raises(ReportFailed, match="stopped before finish_rendering"):
+        execute_notebook(_probe(tmp_path, first), "sqlite:///unused.db")
+    second = (
+        "import matplotlib.pyplot as plt\nfrom analysis import charts\n"
+        "print(charts.finish_rendering(), charts._format, plt.rcParams['figure.dpi'], len(plt.get_fignums()))",
+    )
+    executed = execute_notebook(_probe(tmp_path, second), "sqlite:///unused.db")
+    assert executed.cells[1].outputs[0].text.split() == ["0", "svg", "100.0", "0"]
