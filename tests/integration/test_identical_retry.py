@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
@@ -63,14 +64,18 @@ def test_json_api_batch_retry_without_timestamps_is_all_duplicates(client: InPro
 
 def test_segment_retry_without_timestamp_is_a_duplicate(client: InProcessClient) -> None:
     message = {"type": "track", "event": "clicked", "userId": "retry-4", "messageId": "m-retry-4"}
-    first = client.post("/v1/track", json={**message, "sentAt": "2026-12-01T10:00:00Z"})
+    # Sent a minute ago by the client's clock, retried 5 s later: relative to now, as the server checks
+    # each time against its own clock (fixed dates here stopped passing a day after they were written).
+    sent = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
+    first = client.post("/v1/track", json={**message, "sentAt": sent.strftime("%Y-%m-%dT%H:%M:%SZ")})
     assert first.json()["accepted"] == 1, first.text
     time.sleep(0.01)
-    again = client.post("/v1/batch", json={"batch": [message], "sentAt": "2026-12-01T10:00:05Z"})
+    resent = (sent + timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    again = client.post("/v1/batch", json={"batch": [message], "sentAt": resent})
     assert again.status_code == 200, again.text
     assert again.json()["duplicate"] == 1, again.text
     (event,) = stored(client, "retry-4")
-    assert event["sent_at"].startswith("2026-12-01T10:00:00")
+    assert event["sent_at"].startswith(sent.strftime("%Y-%m-%dT%H:%M:%S"))
 
 
 def test_posthog_js_retry_with_offset_and_a_fresh_sent_at_is_a_duplicate(client: InProcessClient) -> None:
