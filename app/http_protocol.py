@@ -10,8 +10,8 @@ of the process and no new client gets in. Here:
   request in progress) the longest, so new clients get in before the descriptors run out, even while the
   deadline has not yet come for the idle ones.
 
-It also puts `TurnWrites` between the connection and its transport, so the writes of one event-loop turn
-leave together: uvicorn writes a response's head and its body separately, two send() calls where one does.
+It also hands each request's cycle a transport that sends the writes of one event-loop turn together
+(`TurnWrites`): uvicorn writes a response's head and its body separately, two send() calls where one does.
 """
 
 from __future__ import annotations
@@ -120,13 +120,11 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         self.max_connections = served.max_connections if served else default_max_connections()
         self._header_deadline: asyncio.TimerHandle | None = None
         self.idle_since: float | None = None  # monotonic time since which no request is in progress
+        self._turn_writes: TurnWrites | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        # Everything written or closed from here on, by uvicorn's protocol and by each request's cycle (which
-        # takes the protocol's transport), goes through it: the writes stay in order, and a close (shutdown,
-        # a refused request, a deadline) sends what the turn holds first.
-        self.transport = TurnWrites(transport, self.loop)  # type: ignore[assignment]
+        self._turn_writes = TurnWrites(transport, self.loop)
         self._arm()
         if len(self.connections) > self.max_connections:
             self._close_longest_idle()
@@ -135,6 +133,10 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         self._disarm()
         self.idle_since = None
         super().on_headers_complete()
+        cycle = self.cycle
+        # None or the previous cycle when uvicorn took no request (an upgrade): nothing to give it.
+        if cycle is not None and cycle.transport is self.transport and self._turn_writes is not None:
+            cycle.transport = self._turn_writes  # type: ignore[assignment]
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
