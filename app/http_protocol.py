@@ -68,7 +68,7 @@ class TurnWrites:
     a streamed response's head still leaves before the loop waits for the stream's next chunk. close()
     sends what is held first."""
 
-    __slots__ = ("_held", "_held_bytes", "_loop", "_transport")
+    __slots__ = ("_transport", "_loop", "_held", "_held_bytes")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
