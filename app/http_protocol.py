@@ -9,9 +9,6 @@ of the process and no new client gets in. Here:
 - past `max_connections` open connections, each new one closes the connection that has been idle (no
   request in progress) the longest, so new clients get in before the descriptors run out, even while the
   deadline has not yet come for the idle ones.
-
-It also hands each request's cycle a transport that sends the writes of one event-loop turn together
-(`TurnWrites`): uvicorn writes a response's head and its body separately, two send() calls where one does.
 """
 
 from __future__ import annotations
@@ -53,59 +50,6 @@ class ServeConfig(Config):
         super().__init__(app, http=HeaderDeadlineProtocol, **kwargs)
 
 
-# Held writes past this many bytes leave at once: a response streamed within one turn of the loop must reach
-# the real transport (and its flow control: pause_writing) as it goes, not pile up here.
-_TURN_WRITE_MAX_BYTES = 64 * 1024
-
-
-class TurnWrites:
-    """The transport a request's cycle writes to: every write made in one turn of the event loop leaves in
-    one send(), at the end of that turn (or once 64 KiB are held), in order.
-
-    uvicorn writes a response's head when the app starts the response and its body when the app sends it:
-    for a small response, both come in the same turn, so the client gets one segment instead of two, and
-    the server makes one system call instead of two. Nothing waits longer than the turn it was written in:
-    a streamed response's head still leaves before the loop waits for the stream's next chunk. close()
-    sends what is held first."""
-
-    __slots__ = ("_transport", "_loop", "_held", "_held_bytes")
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._held: list[bytes] = []
-        self._held_bytes = 0
-
-    def write(self, data: bytes) -> None:
-        held = self._held
-        if not held:
-            self._loop.call_soon(self.flush)
-        held.append(data)
-        self._held_bytes += len(data)
-        if self._held_bytes >= _TURN_WRITE_MAX_BYTES:
-            self.flush()
-
-    def flush(self) -> None:
-        held = self._held
-        if not held:
-            return
-        data = held[0] if len(held) == 1 else b"".join(held)
-        held.clear()
-        self._held_bytes = 0
-        if not self._transport.is_closing():
-            self._transport.write(data)
-
-    def close(self) -> None:
-        self.flush()
-        self._transport.close()
-
-    def is_closing(self) -> bool:
-        return self._transport.is_closing()
-
-    def __getattr__(self, name: str) -> Any:  # anything else a cycle may ask of its transport
-        return getattr(self._transport, name)
-
-
 class HeaderDeadlineProtocol(HttpToolsProtocol):
     def __init__(
         self,
@@ -120,11 +64,9 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         self.max_connections = served.max_connections if served else default_max_connections()
         self._header_deadline: asyncio.TimerHandle | None = None
         self.idle_since: float | None = None  # monotonic time since which no request is in progress
-        self._turn_writes: TurnWrites | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._turn_writes = TurnWrites(transport, self.loop)
         self._arm()
         if len(self.connections) > self.max_connections:
             self._close_longest_idle()
@@ -133,10 +75,6 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         self._disarm()
         self.idle_since = None
         super().on_headers_complete()
-        cycle = self.cycle
-        # None or the previous cycle when uvicorn took no request (an upgrade): nothing to give it.
-        if cycle is not None and cycle.transport is self.transport and self._turn_writes is not None:
-            cycle.transport = self._turn_writes  # type: ignore[assignment]
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
