@@ -6,7 +6,9 @@ leave the store (erasure, retention), and SQLite may hand out a removed top seq 
 copy the store is asked for its fingerprint of the rows up to W (how many, the sum of their seqs, and the
 event_id at W). Any difference means rows were removed (or a seq arrived late, or was reused): the copy is
 thrown away and built again from the whole store. The metadata properties the analyses read back (one
-key's values, analysis/properties.py) are kept in the same file under the same rule.
+key's values, analysis/properties.py) are kept in the same file under the same rule, and so is the per
+user-day rollup (analysis/rollups.py): the days the new rows (or the rows a dead run left past the mark)
+fall on are rolled up again from the copy's events of those days.
 
 One DuckDB file per store (named by a digest of its URL), in the user's cache directory
 ($XDG_CACHE_HOME/telemetry-analysis, else ~/.cache/telemetry-analysis) or one given to `connect`; the
@@ -21,8 +23,11 @@ import contextlib
 import hashlib
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from analysis import rollups
 
 if TYPE_CHECKING:
     import duckdb  # imported where used: `python -m app report` asks default_directory() without DuckDB
@@ -30,7 +35,7 @@ if TYPE_CHECKING:
     from analysis.db import Database
 
 # Bumped whenever the cached tables change shape: a file of another format is rebuilt, never read.
-FORMAT = 1
+FORMAT = 2
 # Files kept in the cache directory (one per store analysed); the least recently used beyond it are removed.
 KEEP_STORES = 4
 CATALOG = "cache"
@@ -105,6 +110,7 @@ def _drop_all(engine: duckdb.DuckDBPyConnection) -> None:
     for (name,) in engine.execute(f"SELECT name FROM {CATALOG}.properties").fetchall():
         engine.execute(f"DROP TABLE IF EXISTS {CATALOG}.{name}")
     engine.execute(f"DROP TABLE IF EXISTS {CATALOG}.events")
+    engine.execute(f"DROP TABLE IF EXISTS {CATALOG}.{rollups.TABLE}")
     engine.execute(f"DELETE FROM {CATALOG}.properties")
     engine.execute(f"DELETE FROM {CATALOG}.answers")
     engine.execute(f"DELETE FROM {CATALOG}.state")
@@ -162,18 +168,28 @@ def open_engine(db: Database, directory: Path, spill_directory: str) -> tuple[du
         engine.execute(_ANSWERS)
         reason = _stale_reason(db, engine)
         state = "warm"
+        events, rolled = f"{CATALOG}.events", f"{CATALOG}.{rollups.TABLE}"
         if reason is not None:
             state = "cold" if reason == "no copy yet" else "rebuilt"
             _drop_all(engine)
-            create_events_table(engine, f"{CATALOG}.events")
+            create_events_table(engine, events)
+            rollups.create_table(engine, rolled)
             through = 0
+            left_behind: list[datetime] = []
         else:
             mark = engine.execute(f"SELECT through FROM {CATALOG}.state").fetchone()
             through = int(mark[0]) if mark else 0
-            # rows a run that died mid-append left past its recorded mark
-            engine.execute(f"DELETE FROM {CATALOG}.events WHERE seq > ?", [through])
+            # rows a run that died mid-append left past its recorded mark (its rollup may count them)
+            left_behind = rollups.days_of(engine, events, through)
+            engine.execute(f"DELETE FROM {events} WHERE seq > ?", [through])
         first, last = store_bounds(db)
-        read_events(db, engine, f"{CATALOG}.events", max(first, through + 1), last)
+        read_events(db, engine, events, max(first, through + 1), last)
+        if through == 0:
+            engine.execute(f"DELETE FROM {rolled}")
+            rollups.fill(engine, rolled, events)
+        else:
+            touched = sorted({*left_behind, *rollups.days_of(engine, events, through)})
+            rollups.refresh_days(engine, rolled, events, touched)
         rows, seq_sum, top, read = engine.execute(
             f"SELECT COUNT(*), COALESCE(SUM(seq), 0), COALESCE(MAX(seq), 0), COUNT(*) FILTER (WHERE seq > ?)"
             f" FROM {CATALOG}.events",
@@ -187,7 +203,8 @@ def open_engine(db: Database, directory: Path, spill_directory: str) -> tuple[du
             f"INSERT INTO {CATALOG}.state VALUES (?, ?, ?, ?, ?)", [FORMAT, int(top), rows, seq_sum, last_event_id]
         )
         engine.execute(f"CHECKPOINT {CATALOG}")
-        engine.execute(f"CREATE VIEW events AS SELECT * FROM {CATALOG}.events")
+        engine.execute(f"CREATE VIEW events AS SELECT * FROM {events}")
+        engine.execute(f"CREATE VIEW {rollups.TABLE} AS SELECT * FROM {rolled}")
     except BaseException:
         engine.close()
         raise

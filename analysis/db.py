@@ -44,6 +44,9 @@ class Database:
     # Where the engine's columnar copy is kept between runs (analysis/cache.py); None: loaded every time.
     cache_directory: Path | None = None
     cache_use: CacheUse | None = None  # how the engine got its events, once it is loaded
+    # Whether questions read the per user-day rollup (analysis/rollups.py) when their filter allows; off,
+    # every question reads the events (the benchmark's and the tests' reference).
+    rollups: bool = True
     _engine: duckdb.DuckDBPyConnection | None = field(default=None, repr=False)
     _through: int = field(default=0, repr=False)
     _spill: tempfile.TemporaryDirectory[str] | None = field(default=None, repr=False)
@@ -141,14 +144,16 @@ class Database:
         self.close()
 
 
-def connect(database_url: str, cache: Path | str | None = None) -> Database:
+def connect(database_url: str, cache: Path | str | None = None, *, rollups: bool = True) -> Database:
     """Open the event store read-only: sqlite:///PATH or postgresql://... (the URLs the service takes).
 
     cache: a directory where the engine's columnar copy of the events is kept between runs (see
     analysis/cache.py; `analysis.cache.default_directory()` is the user's cache directory); None loads
-    every event from the store each time."""
+    every event from the store each time. rollups=False: every question reads the events, none the per
+    user-day rollup (analysis/rollups.py; the answers are the same)."""
     store = open_store(database_url)
     queries = sqlite_sql.QUERIES if store.backend == "sqlite" else postgres_sql.QUERIES
     db = Database(store.connection, queries, database_url, store.adbc_uri, store.backend)
     db.cache_directory = Path(cache) if cache is not None else None
+    db.rollups = rollups
     return db

@@ -62,21 +62,32 @@ class Filter:
     action: str | Sequence[str] | None = None
     properties: Mapping[str, Scalar] = field(default_factory=lambda: MappingProxyType({}))
 
-    def sql(self, db: Database, alias: str = "e") -> tuple[str, list[Any]]:
-        """A WHERE condition over the engine's events table (aliased `alias`) and its parameters."""
+    def bounds(self) -> tuple[datetime | None, datetime | None]:
+        """start and end as the engine compares them: naive UTC."""
+        return _naive_utc(self.start), _naive_utc(self.end)
+
+    def column_sql(self, alias: str = "e", time_column: str = "ts") -> tuple[str, list[Any]]:
+        """The time range, source and action parts as a condition over `alias` (every part but the
+        properties), the time compared on `time_column`."""
         parts: list[str] = []
         params: list[Any] = []
-        start, end = _naive_utc(self.start), _naive_utc(self.end)
+        start, end = self.bounds()
         if start is not None:
-            parts.append(f"{alias}.ts >= ?")
+            parts.append(f"{alias}.{time_column} >= ?")
             params.append(start)
         if end is not None:
-            parts.append(f"{alias}.ts < ?")
+            parts.append(f"{alias}.{time_column} < ?")
             params.append(end)
         for column, names in (("source", _names(self.source)), ("action", _names(self.action))):
             if names is not None:
                 parts.append(f"{alias}.{column} IN ({', '.join('?' for _ in names)})" if names else "FALSE")
                 params.extend(names)
+        return (" AND ".join(parts) or "TRUE"), params
+
+    def sql(self, db: Database, alias: str = "e") -> tuple[str, list[Any]]:
+        """A WHERE condition over the engine's events table (aliased `alias`) and its parameters."""
+        condition, params = self.column_sql(alias)
+        parts = [condition]
         for key, value in self.properties.items():
             table = property_table(db, key)
             if value is None:
@@ -84,7 +95,7 @@ class Filter:
             else:
                 parts.append(f"{alias}.seq IN (SELECT seq FROM {table} WHERE value = ?)")
                 params.append(property_text(value))
-        return (" AND ".join(parts) or "TRUE"), params
+        return " AND ".join(parts), params
 
 
 EVERYTHING = Filter()

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from analysis import rollups
 from analysis.db import Database
 from analysis.filters import Breakdown, Filter, filtered_events
 from analysis.timeutil import utc_index
@@ -119,7 +120,7 @@ def funnel_by_cohort(
     table.index = utc_index(pd.Series(table.index))
     table.index.name = "cohort"
     table["conversion"] = table[steps[-1]] / table[steps[0]]
-    data_end = pd.Timestamp(db.row("SELECT date_trunc('day', MAX(ts)) + INTERVAL 1 DAY AS e FROM events")["e"])
+    data_end = pd.Timestamp(rollups.data_end(db))
     reach = pd.Timedelta(window) if window is not None else pd.Timedelta(0)
     table["complete"] = [
         bool(window is not None and c.tz_localize(None) + pd.Timedelta(days=7) + reach <= data_end) for c in table.index

@@ -9,23 +9,45 @@ flagged incomplete: its counts can only grow.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
+from analysis import rollups
 from analysis.db import Database
 from analysis.filters import Filter, filtered_events
 from analysis.timeutil import utc_index
 
 
 def _data_end(db: Database) -> pd.Timestamp | None:
-    end = db.row("SELECT date_trunc('day', MAX(ts)) + INTERVAL 1 DAY AS e FROM events")["e"]
+    end = rollups.data_end(db)
     return None if end is None else pd.Timestamp(end, tz="UTC")
+
+
+def _weeks_active(db: Database, where: Filter | None) -> tuple[str, list[Any]]:
+    """A query of one row per user and week they were active in, with the distinct days they were: user_id,
+    week, days."""
+    found = rollups.day_rows(db, where)
+    if found is not None:
+        rows, params = found
+        return (
+            f"""SELECT user_id, date_trunc('week', day) AS week, COUNT(DISTINCT day) AS days FROM ({rows})
+                   GROUP BY ALL""",
+            params,
+        )
+    events, params = filtered_events(db, where)
+    return (
+        f"""SELECT user_id, date_trunc('week', ts) AS week, COUNT(DISTINCT date_trunc('day', ts)) AS days
+               FROM ({events}) GROUP BY ALL""",
+        params,
+    )
 
 
 def lifecycle(db: Database, where: Filter | None = None) -> pd.DataFrame:
     """Per week: new, returning, resurrecting, dormant users, and complete."""
-    events, params = filtered_events(db, where)
+    weeks, params = _weeks_active(db, where)
     frame = db.frame(
-        f"""WITH uw AS (SELECT DISTINCT user_id, date_trunc('week', ts) AS week FROM ({events})),
+        f"""WITH uw AS ({weeks}),
                  marked AS (SELECT user_id, week, lag(week) OVER w AS before, lead(week) OVER w AS after,
                                    MIN(week) OVER (PARTITION BY user_id) AS first
                             FROM uw WINDOW w AS (PARTITION BY user_id ORDER BY week)),
@@ -52,13 +74,8 @@ def lifecycle(db: Database, where: Filter | None = None) -> pd.DataFrame:
 def stickiness(db: Database, where: Filter | None = None) -> pd.DataFrame:
     """Week x active days (1..7): users active on exactly that many distinct days of the week; and
     complete."""
-    events, params = filtered_events(db, where)
-    frame = db.frame(
-        f"""WITH ud AS (SELECT user_id, date_trunc('week', ts) AS week, COUNT(DISTINCT date_trunc('day', ts)) AS days
-                        FROM ({events}) GROUP BY ALL)
-            SELECT week, days, COUNT(*) AS users FROM ud GROUP BY ALL ORDER BY week, days""",
-        params,
-    )
+    weeks, params = _weeks_active(db, where)
+    frame = db.frame(f"SELECT week, days, COUNT(*) AS users FROM ({weeks}) GROUP BY ALL ORDER BY week, days", params)
     if frame.empty:
         return pd.DataFrame(columns=[*range(1, 8), "complete"])
     frame["week"] = utc_index(frame["week"])

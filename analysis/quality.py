@@ -7,6 +7,7 @@ from typing import Any
 
 import pandas as pd
 
+from analysis import rollups
 from analysis.db import Database
 from analysis.filters import Filter, filter_sql
 from analysis.properties import metadata_rows
@@ -20,14 +21,21 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 def overview(db: Database, where: Filter | None = None) -> dict[str, Any]:
     """Counts and time span: events, users, actions, sources, first/last event and receipt, span in days."""
-    condition, params = filter_sql(db, where)
-    row = db.row(
-        f"""SELECT COUNT(*) AS events, COUNT(DISTINCT user_id) AS users, COUNT(DISTINCT action) AS actions,
-                   COUNT(DISTINCT source) AS sources, MIN(ts) AS first_timestamp, MAX(ts) AS last_timestamp,
-                   MIN(received) AS first_received_at, MAX(received) AS last_received_at
-            FROM events e WHERE {condition}""",
-        params,
-    )
+    days = rollups.day_rows(db, where)
+    if days is not None:
+        rows, params = days
+        query = f"""SELECT coalesce(SUM(events), 0)::BIGINT AS events, COUNT(DISTINCT user_id) AS users,
+                           COUNT(DISTINCT action) AS actions, COUNT(DISTINCT source) AS sources,
+                           MIN(first_ts) AS first_timestamp, MAX(last_ts) AS last_timestamp,
+                           MIN(first_received) AS first_received_at, MAX(last_received) AS last_received_at
+                    FROM ({rows})"""
+    else:
+        condition, params = filter_sql(db, where)
+        query = f"""SELECT COUNT(*) AS events, COUNT(DISTINCT user_id) AS users, COUNT(DISTINCT action) AS actions,
+                           COUNT(DISTINCT source) AS sources, MIN(ts) AS first_timestamp, MAX(ts) AS last_timestamp,
+                           MIN(received) AS first_received_at, MAX(received) AS last_received_at
+                    FROM events e WHERE {condition}"""
+    row = db.row(query, params)
     for key in ("first_timestamp", "last_timestamp", "first_received_at", "last_received_at"):
         row[key] = _aware(row[key])
     first, last = row["first_timestamp"], row["last_timestamp"]
@@ -101,12 +109,19 @@ def late_share(delays: pd.DataFrame, threshold_seconds: float = 3600) -> float:
 def missing_values(db: Database, where: Filter | None = None) -> pd.Series:
     """Rows with an empty value per column (the store's schema makes ids and times NOT NULL); sent_at is
     optional by design, metadata '{}' counts as empty."""
-    condition, params = filter_sql(db, where)
-    row = db.row(
-        f"""SELECT COUNT(*) FILTER (WHERE user_id = '') AS user_id, COUNT(*) FILTER (WHERE action = '') AS action,
-                   COUNT(*) FILTER (WHERE source = '') AS source, COUNT(*) FILTER (WHERE no_sent_at) AS sent_at,
-                   COUNT(*) FILTER (WHERE metadata_empty) AS metadata
-            FROM events e WHERE {condition}""",
-        params,
-    )
+    days = rollups.day_rows(db, where)
+    if days is not None:
+        rows, params = days
+        query = f"""SELECT SUM(events) FILTER (WHERE user_id = '') AS user_id, SUM(events) FILTER (WHERE action = '')
+                           AS action, SUM(events) FILTER (WHERE source = '') AS source, SUM(no_sent_at) AS sent_at,
+                           SUM(metadata_empty) AS metadata
+                    FROM ({rows})"""
+    else:
+        condition, params = filter_sql(db, where)
+        query = f"""SELECT COUNT(*) FILTER (WHERE user_id = '') AS user_id, COUNT(*) FILTER (WHERE action = '')
+                           AS action, COUNT(*) FILTER (WHERE source = '') AS source,
+                           COUNT(*) FILTER (WHERE no_sent_at) AS sent_at, COUNT(*) FILTER (WHERE metadata_empty)
+                           AS metadata
+                    FROM events e WHERE {condition}"""
+    row = db.row(query, params)
     return pd.Series({k: int(v or 0) for k, v in row.items()}, name="missing")

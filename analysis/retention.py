@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from analysis import rollups
 from analysis.db import Database
 from analysis.filters import Breakdown, Filter, filtered_events
 from analysis.timeutil import utc_index
@@ -35,24 +36,38 @@ def retention_table(
     start_action / return_action None: any event."""
     if period not in ("week", "rolling"):
         raise ValueError("period must be 'week' or 'rolling'")
-    events, params = filtered_events(db, where, breakdown)
-    start_if = "TRUE" if start_action is None else "action = ?"
-    return_if = "TRUE" if return_action is None else "r.action = ?"
     if period == "week":
-        offset = f"(epoch_us(date_trunc('week', r.ts)) - epoch_us(s.cohort)) // {_WEEK_US}"
+        offset = f"(epoch_us(date_trunc('week', {{t}})) - epoch_us(s.cohort)) // {_WEEK_US}"
         started = "s.cohort + INTERVAL (7 * o.k) DAY"
         ended = "s.cohort + INTERVAL (7 * (o.k + 1)) DAY"
     else:
-        offset = f"(epoch_us(r.ts) - epoch_us(s.t)) // {_WEEK_US}"
+        offset = f"(epoch_us({{t}}) - epoch_us(s.t)) // {_WEEK_US}"
         started = "s.t + INTERVAL (7 * o.k) DAY"
         ended = "s.t + INTERVAL (7 * (o.k + 1)) DAY"
+    start_if = "TRUE" if start_action is None else "action = ?"
+    return_if = "TRUE" if return_action is None else "r.action = ?"
+    found = rollups.day_rows(db, where, breakdown)
+    if found is not None:
+        # Rollup rows: a user's events of one action on one day, from first_ts to last_ts. A day holds at
+        # most one period boundary, so its events' offsets are those of its first and last event (the
+        # first counted from the user's start: an event before it is no return).
+        events, params = found
+        first, last = "first_ts", "last_ts"
+        returns = f"""SELECT DISTINCT user_id, {offset.format(t="rt")} AS k
+                      FROM (SELECT s.user_id, s.t, s.cohort, unnest([GREATEST(r.first_ts, s.t), r.last_ts]) AS rt
+                            FROM s JOIN ev r ON r.user_id = s.user_id AND r.last_ts >= s.t WHERE {return_if}) s"""
+    else:
+        events, params = filtered_events(db, where, breakdown)
+        first = last = "ts"
+        returns = f"""SELECT DISTINCT s.user_id, {offset.format(t="r.ts")} AS k
+                      FROM s JOIN ev r ON r.user_id = s.user_id AND r.ts >= s.t WHERE {return_if}"""
     query = f"""
         WITH ev AS ({events}),
-             data_end AS (SELECT date_trunc('day', MAX(ts)) + INTERVAL 1 DAY AS e FROM ev),
-             s AS (SELECT user_id, MIN(ts) AS t, date_trunc('week', MIN(ts)) AS cohort, min_by(segment, ts) AS segment
+             data_end AS (SELECT date_trunc('day', MAX({last})) + INTERVAL 1 DAY AS e FROM ev),
+             s AS (SELECT user_id, MIN({first}) AS t, date_trunc('week', MIN({first})) AS cohort,
+                          min_by(segment, {first}) AS segment
                    FROM ev WHERE {start_if} GROUP BY user_id),
-             returns AS (SELECT DISTINCT s.user_id, {offset} AS k
-                         FROM s JOIN ev r ON r.user_id = s.user_id AND r.ts >= s.t WHERE {return_if}),
+             returns AS ({returns}),
              offsets AS (SELECT DISTINCT k FROM returns UNION SELECT 0),
              cells AS (SELECT s.segment, s.cohort, o.k,
                               COUNT(*) FILTER (WHERE {started} < (SELECT e FROM data_end)) AS observable,

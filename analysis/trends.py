@@ -11,6 +11,7 @@ from typing import Literal
 
 import pandas as pd
 
+from analysis import rollups
 from analysis.db import Database
 from analysis.filters import Breakdown, Filter, filtered_events, property_table
 from analysis.timeutil import utc_index
@@ -39,7 +40,7 @@ def _with_previous(frame: pd.DataFrame, keys: list[str], values: list[str], inte
 
 
 def _complete(db: Database, periods: pd.Series, interval: str) -> pd.Series:
-    end = db.row("SELECT date_trunc('day', MAX(ts)) + INTERVAL 1 DAY AS e FROM events")["e"]
+    end = rollups.data_end(db)
     if end is None:
         return pd.Series(dtype=bool)
     step = pd.Timedelta(days=1 if interval == "day" else 7)
@@ -55,13 +56,18 @@ def trends(
     """Per period (day or Monday-week, UTC), action [and segment]: events, users, and the same for the
     period before (previous_events, previous_users; NaN for the first period), plus `complete`."""
     unit = _interval(interval)
-    events, params = filtered_events(db, where, breakdown)
-    frame = db.frame(
-        f"""SELECT date_trunc('{unit}', ts) AS period, action, segment, COUNT(*) AS events,
-                   COUNT(DISTINCT user_id) AS users
-            FROM ({events}) GROUP BY ALL ORDER BY period, action, segment""",
-        params,
-    )
+    days = rollups.day_rows(db, where, breakdown)
+    if days is not None:
+        rows, params = days
+        query = f"""SELECT date_trunc('{unit}', day) AS period, action, segment, SUM(events)::BIGINT AS events,
+                           COUNT(DISTINCT user_id) AS users
+                    FROM ({rows}) GROUP BY ALL ORDER BY period, action, segment"""
+    else:
+        events, params = filtered_events(db, where, breakdown)
+        query = f"""SELECT date_trunc('{unit}', ts) AS period, action, segment, COUNT(*) AS events,
+                           COUNT(DISTINCT user_id) AS users
+                    FROM ({events}) GROUP BY ALL ORDER BY period, action, segment"""
+    frame = db.frame(query, params)
     frame["period"] = utc_index(frame["period"]) if len(frame) else pd.Series(dtype="datetime64[us, UTC]")
     frame = _with_previous(frame, ["action", "segment"], ["events", "users"], unit)
     frame["complete"] = _complete(db, frame["period"], unit).to_numpy() if len(frame) else []
@@ -108,9 +114,15 @@ def active_users(db: Database, where: Filter | None = None) -> pd.DataFrame:
 
     Exact and linear in user-days: each active day of a user covers the days until their next active day
     or the window's end, whichever is first; a running sum of those covers counts the distinct users."""
-    events, params = filtered_events(db, where)
+    found = rollups.day_rows(db, where)
+    if found is not None:
+        rows, params = found
+        active = f"SELECT DISTINCT user_id, day AS d FROM ({rows})"
+    else:
+        events, params = filtered_events(db, where)
+        active = f"SELECT DISTINCT user_id, date_trunc('day', ts) AS d FROM ({events})"
     frame = db.frame(
-        f"""WITH ud AS (SELECT DISTINCT user_id, date_trunc('day', ts) AS d FROM ({events})),
+        f"""WITH ud AS ({active}),
                  nx AS (SELECT d, lead(d) OVER (PARTITION BY user_id ORDER BY d) AS nd FROM ud)
             SELECT d AS day, 'dau' AS kind, COUNT(*) AS delta FROM nx GROUP BY ALL
             UNION ALL SELECT LEAST(coalesce(nd, d + INTERVAL 7 DAY), d + INTERVAL 7 DAY), 'wau', -COUNT(*)

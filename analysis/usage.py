@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
+from analysis import rollups
 from analysis.db import Database
 from analysis.filters import Filter, filter_sql
 from analysis.timeutil import utc_index
@@ -11,12 +14,16 @@ from analysis.timeutil import utc_index
 
 def action_counts(db: Database, where: Filter | None = None) -> pd.DataFrame:
     """Per action: events, distinct users and share of all events, most frequent first."""
-    condition, params = filter_sql(db, where)
-    frame = db.frame(
-        f"""SELECT action, COUNT(*) AS events, COUNT(DISTINCT user_id) AS users FROM events e WHERE {condition}
-            GROUP BY action ORDER BY events DESC, action""",
-        params,
-    ).set_index("action")
+    days = rollups.day_rows(db, where)
+    if days is not None:
+        rows, params = days
+        query = f"""SELECT action, SUM(events)::BIGINT AS events, COUNT(DISTINCT user_id) AS users FROM ({rows})
+                    GROUP BY action ORDER BY events DESC, action"""
+    else:
+        condition, params = filter_sql(db, where)
+        query = f"""SELECT action, COUNT(*) AS events, COUNT(DISTINCT user_id) AS users FROM events e
+                    WHERE {condition} GROUP BY action ORDER BY events DESC, action"""
+    frame = db.frame(query, params).set_index("action")
     frame["share"] = frame["events"] / frame["events"].sum()
     return frame
 
@@ -27,11 +34,14 @@ def top_action(db: Database, where: Filter | None = None) -> str:
 
 def actions_by_source(db: Database, normalize: bool = False, where: Filter | None = None) -> pd.DataFrame:
     """Action x source event counts; with normalize, each source's column sums to 1 (its action mix)."""
-    condition, params = filter_sql(db, where)
-    frame = db.frame(
-        f"SELECT action, source, COUNT(*) AS events FROM events e WHERE {condition} GROUP BY action, source",
-        params,
-    )
+    days = rollups.day_rows(db, where)
+    if days is not None:
+        rows, params = days
+        query = f"SELECT action, source, SUM(events)::BIGINT AS events FROM ({rows}) GROUP BY action, source"
+    else:
+        condition, params = filter_sql(db, where)
+        query = f"SELECT action, source, COUNT(*) AS events FROM events e WHERE {condition} GROUP BY action, source"
+    frame = db.frame(query, params)
     table = frame.pivot_table(index="action", columns="source", values="events", fill_value=0, aggfunc="sum")
     table = table.sort_index().sort_index(axis=1)
     if normalize:
@@ -39,36 +49,46 @@ def actions_by_source(db: Database, normalize: bool = False, where: Filter | Non
     return table
 
 
-def daily_active_users(db: Database, where: Filter | None = None) -> pd.Series:
-    """Distinct users per UTC day."""
+def _users_per(db: Database, unit: str, where: Filter | None) -> tuple[str, list[Any]]:
+    """The query of distinct users per `unit` (day or week), column `unit` and users."""
+    days = rollups.day_rows(db, where)
+    if days is not None:
+        rows, params = days
+        return (
+            f"""SELECT date_trunc('{unit}', day) AS {unit}, COUNT(DISTINCT user_id) AS users FROM ({rows})
+                   GROUP BY {unit} ORDER BY {unit}""",
+            params,
+        )
     condition, params = filter_sql(db, where)
-    frame = db.frame(
-        f"""SELECT date_trunc('day', ts) AS day, COUNT(DISTINCT user_id) AS users FROM events e WHERE {condition}
-            GROUP BY day ORDER BY day""",
+    return (
+        f"""SELECT date_trunc('{unit}', ts) AS {unit}, COUNT(DISTINCT user_id) AS users FROM events e
+               WHERE {condition} GROUP BY {unit} ORDER BY {unit}""",
         params,
     )
+
+
+def daily_active_users(db: Database, where: Filter | None = None) -> pd.Series:
+    """Distinct users per UTC day."""
+    frame = db.frame(*_users_per(db, "day", where))
     return pd.Series(frame["users"].to_numpy(), index=utc_index(frame["day"]), name="daily_active_users")
 
 
 def weekly_active_users(db: Database, where: Filter | None = None) -> pd.Series:
     """Distinct users per calendar week (weeks start on Monday, UTC)."""
-    condition, params = filter_sql(db, where)
-    frame = db.frame(
-        f"""SELECT date_trunc('week', ts) AS week, COUNT(DISTINCT user_id) AS users FROM events e
-            WHERE {condition} GROUP BY week ORDER BY week""",
-        params,
-    )
+    frame = db.frame(*_users_per(db, "week", where))
     return pd.Series(frame["users"].to_numpy(), index=utc_index(frame["week"]), name="weekly_active_users")
 
 
 def events_per_user(db: Database, where: Filter | None = None) -> pd.Series:
     """Events per user, one entry per user, most active first (ties by user id)."""
-    condition, params = filter_sql(db, where)
-    frame = db.frame(
-        f"""SELECT user_id, COUNT(*) AS events FROM events e WHERE {condition}
-            GROUP BY user_id ORDER BY events DESC, user_id""",
-        params,
-    )
+    days = rollups.day_rows(db, where)
+    if days is not None:
+        rows, params = days
+        query = f"SELECT user_id, SUM(events)::BIGINT AS events FROM ({rows}) GROUP BY user_id"
+    else:
+        condition, params = filter_sql(db, where)
+        query = f"SELECT user_id, COUNT(*) AS events FROM events e WHERE {condition} GROUP BY user_id"
+    frame = db.frame(f"{query} ORDER BY events DESC, user_id", params)
     return pd.Series(frame["events"].to_numpy(), index=pd.Index(frame["user_id"], name="user_id"), name="events")
 
 
