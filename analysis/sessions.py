@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from analysis import session_paths
 from analysis.db import Database
 from analysis.filters import Filter, filtered_events
 
@@ -45,11 +46,18 @@ def _keyed_events(db: Database, where: Filter | None, gap: timedelta, use_sessio
     return query, params
 
 
+def _every_session(db: Database, where: Filter | None, gap: timedelta, use_session_id: bool) -> bool:
+    """Whether the sessions asked for are those analysis/session_paths.py keeps."""
+    return db.rollups and (where is None or where == Filter()) and gap == session_paths.GAP and use_session_id
+
+
 def session_table(
     db: Database, where: Filter | None = None, gap: timedelta = DEFAULT_GAP, use_session_id: bool = True
 ) -> str:
     """Engine table of one row per session (user_id, session, events, us: length in microseconds), built
-    once per filter and gap."""
+    once per filter and gap (kept with the events for the report's own: analysis/session_paths.py)."""
+    if _every_session(db, where, gap, use_session_id):
+        return session_paths.table_for(db)
     name = "sessions_" + hashlib.sha256(f"{where!r}|{gap}|{use_session_id}".encode()).hexdigest()[:16]
     if not db.derived_table(name):
         return name
@@ -131,20 +139,26 @@ def top_paths(
     sessions holding start_action."""
     if steps < 1:
         raise ValueError("steps must be at least 1")
-    keyed, params = _keyed_events(db, where, gap, use_session_id)
-    # One list per session holding start_action, sorted there (sorting every event by session in a window
-    # or a join costs twice as much); the keyed events are cheap to compute again, dearer to keep.
+    if _every_session(db, where, gap, use_session_id):
+        held = f"SELECT actions FROM {session_paths.table_for(db)} WHERE list_contains(actions, ?)"
+        params: list[Any] = [start_action]
+    else:
+        # One list per session holding start_action, sorted there (sorting every event by session in a
+        # window or a join costs twice as much); the keyed events are cheap to compute again, dearer to keep.
+        keyed, params = _keyed_events(db, where, gap, use_session_id)
+        held = f"""WITH k AS NOT MATERIALIZED ({keyed})
+                   SELECT list_transform(list_sort(list({{'ts': ts, 'seq': seq, 'action': action}})),
+                                         lambda e: e.action) AS actions
+                   FROM k WHERE (user_id, session) IN (SELECT (user_id, session) FROM k WHERE action = ?)
+                   GROUP BY user_id, session"""
+        params = [*params, start_action]
     frame = db.frame(
-        f"""WITH k AS NOT MATERIALIZED ({keyed}),
-                 held AS (SELECT list({{'ts': ts, 'seq': seq, 'action': action}}) AS events FROM k
-                          WHERE (user_id, session) IN (SELECT (user_id, session) FROM k WHERE action = ?)
-                          GROUP BY user_id, session),
-                 s AS (SELECT list_transform(list_sort(events), lambda e: e.action) AS actions FROM held),
+        f"""WITH s AS ({held}),
                  paths AS (SELECT array_to_string(list_transform(range(1, {steps} + 1),
                                lambda i: coalesce(actions[list_position(actions, ?) + i], '(end)')), ' → ') AS path
                            FROM s)
             SELECT path, COUNT(*) AS sessions, COUNT(*) / any_value((SELECT COUNT(*) FROM s)) AS share
             FROM paths GROUP BY path ORDER BY sessions DESC, path LIMIT ?""",
-        [*params, start_action, start_action, top],
+        [*params, start_action, top],
     )
     return frame[frame["sessions"] > 0].head(top).reset_index(drop=True)
