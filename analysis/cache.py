@@ -9,7 +9,8 @@ thrown away and built again from the whole store. The metadata properties the an
 key's values, analysis/properties.py) are kept in the same file under the same rule, and so is the per
 user-day rollup (analysis/rollups.py): the days the new rows (or the rows a dead run left past the mark)
 fall on are rolled up again from the copy's events of those days; the sessions they can change likewise
-(analysis/session_paths.py).
+(analysis/session_paths.py), and the groups of events sharing user, action, source and time
+(analysis/repeats.py).
 
 One DuckDB file per store (named by a digest of its URL), in the user's cache directory
 ($XDG_CACHE_HOME/telemetry-analysis, else ~/.cache/telemetry-analysis) or one given to `connect`; the
@@ -28,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from analysis import rollups, session_paths
+from analysis import repeats, rollups, session_paths
 
 if TYPE_CHECKING:
     import duckdb  # imported where used: `python -m app report` asks default_directory() without DuckDB
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from analysis.db import Database
 
 # Bumped whenever the cached tables change shape: a file of another format is rebuilt, never read.
-FORMAT = 2
+FORMAT = 3
 # Files kept in the cache directory (one per store analysed); the least recently used beyond it are removed.
 KEEP_STORES = 4
 CATALOG = "cache"
@@ -113,6 +114,7 @@ def _drop_all(engine: duckdb.DuckDBPyConnection) -> None:
     engine.execute(f"DROP TABLE IF EXISTS {CATALOG}.events")
     engine.execute(f"DROP TABLE IF EXISTS {CATALOG}.{rollups.TABLE}")
     engine.execute(f"DROP TABLE IF EXISTS {CATALOG}.{session_paths.TABLE}")
+    engine.execute(f"DROP TABLE IF EXISTS {CATALOG}.{repeats.TABLE}")
     engine.execute(f"DELETE FROM {CATALOG}.properties")
     engine.execute(f"DELETE FROM {CATALOG}.answers")
     engine.execute(f"DELETE FROM {CATALOG}.state")
@@ -171,12 +173,14 @@ def open_engine(db: Database, directory: Path, spill_directory: str) -> tuple[du
         reason = _stale_reason(db, engine)
         state = "warm"
         events, rolled, sessions = f"{CATALOG}.events", f"{CATALOG}.{rollups.TABLE}", f"{CATALOG}.{session_paths.TABLE}"
+        repeated = f"{CATALOG}.{repeats.TABLE}"
         if reason is not None:
             state = "cold" if reason == "no copy yet" else "rebuilt"
             _drop_all(engine)
             create_events_table(engine, events)
             rollups.create_table(engine, rolled)
             session_paths.create_table(engine, sessions)
+            repeats.create_table(engine, repeated)
             through = 0
             left_behind: list[datetime] = []
         else:
@@ -185,6 +189,7 @@ def open_engine(db: Database, directory: Path, spill_directory: str) -> tuple[du
             # rows a run that died mid-append left past its recorded mark (its rollup may count them)
             left_behind = rollups.days_of(engine, events, through)
             session_paths.touched(engine, events, through)
+            repeats.touched(engine, events, through)
             engine.execute(f"DELETE FROM {events} WHERE seq > ?", [through])
         first, last = store_bounds(db)
         read_events(db, engine, events, max(first, through + 1), last)
@@ -193,11 +198,15 @@ def open_engine(db: Database, directory: Path, spill_directory: str) -> tuple[du
             rollups.fill(engine, rolled, events)
             engine.execute(f"DELETE FROM {sessions}")
             session_paths.fill(engine, sessions, events)
+            engine.execute(f"DELETE FROM {repeated}")
+            repeats.fill(engine, repeated, events)
         else:
             touched = sorted({*left_behind, *rollups.days_of(engine, events, through)})
             rollups.refresh_days(engine, rolled, events, touched)
             session_paths.touched(engine, events, through)
             session_paths.refresh_touched(engine, sessions, events)
+            repeats.touched(engine, events, through)
+            repeats.refresh_touched(engine, repeated, events)
         rows, seq_sum, top, read = engine.execute(
             f"SELECT COUNT(*), COALESCE(SUM(seq), 0), COALESCE(MAX(seq), 0), COUNT(*) FILTER (WHERE seq > ?)"
             f" FROM {CATALOG}.events",
@@ -214,6 +223,7 @@ def open_engine(db: Database, directory: Path, spill_directory: str) -> tuple[du
         engine.execute(f"CREATE VIEW events AS SELECT * FROM {events}")
         engine.execute(f"CREATE VIEW {rollups.TABLE} AS SELECT * FROM {rolled}")
         engine.execute(f"CREATE VIEW {session_paths.TABLE} AS SELECT * FROM {sessions}")
+        engine.execute(f"CREATE VIEW {repeats.TABLE} AS SELECT * FROM {repeated}")
     except BaseException:
         engine.close()
         raise

@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from analysis import rollups
+from analysis import repeats, rollups
 from analysis.db import Database
 from analysis.filters import Filter, filter_sql
 from analysis.properties import metadata_rows
@@ -62,15 +62,20 @@ def probable_retries(db: Database, where: Filter | None = None) -> dict[str, int
 
     Candidates (same user, action, source and timestamp) come from the engine; only their metadata is read
     back from the store to compare."""
-    condition, params = filter_sql(db, where)
-    candidates = db.frame(
-        f"""WITH twice AS (SELECT user_id, action, source, ts FROM events e WHERE {condition}
-                           GROUP BY ALL HAVING COUNT(*) > 1)
-            SELECT e.seq, e.user_id, e.action, e.source, e.ts FROM events e
-            SEMI JOIN twice t ON t.user_id = e.user_id AND t.action = e.action AND t.source = e.source AND t.ts = e.ts
-            WHERE {condition}""",
-        [*params, *params],
-    )
+    if db.rollups and not (where and where.properties):
+        # kept (analysis/repeats.py): a filter on time, source or action keeps a group whole or not at all
+        condition, params = (where or Filter()).column_sql("r")
+        query = f"SELECT r.seq, r.user_id, r.action, r.source, r.ts FROM {repeats.table_for(db)} r WHERE {condition}"
+    else:
+        condition, params = filter_sql(db, where)
+        query = f"""WITH twice AS (SELECT user_id, action, source, ts FROM events e WHERE {condition}
+                                   GROUP BY ALL HAVING COUNT(*) > 1)
+                    SELECT e.seq, e.user_id, e.action, e.source, e.ts FROM events e
+                    SEMI JOIN twice t
+                         ON t.user_id = e.user_id AND t.action = e.action AND t.source = e.source AND t.ts = e.ts
+                    WHERE {condition}"""
+        params = [*params, *params]
+    candidates = db.frame(query, params)
     if candidates.empty:
         return {"groups": 0, "extra_copies": 0}
     rows = candidates.merge(metadata_rows(db, candidates["seq"]), on="seq")
