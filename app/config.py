@@ -85,8 +85,8 @@ class Settings(BaseSettings):
     sqlite_writer_process: Literal["auto", "on", "off"] = Field(
         default="auto",
         description="SQLite under `serve`: on: group commits run in one writer process shared by every worker"
-        " (another core, out of the workers' GIL); off: a writer thread in each worker; auto: on with"
-        " --workers 2 or more (docs/benchmarks.md: with one worker it cost single POSTs on a busy 2-core host).",
+        " (another core, out of the workers' GIL); off: a writer thread in each worker; auto: on when the"
+        " service may use two CPUs or more, or runs --workers 2 or more; off on a single CPU (docs/benchmarks.md).",
     )
     writer_socket: str | None = Field(
         default=None,

@@ -82,10 +82,19 @@ def run(args: argparse.Namespace) -> int:
             writer.stop(settings.shutdown_timeout_s)
 
 
+def writer_process_wanted(setting: str, workers: int) -> bool:
+    """auto: a writer process whenever it can run beside the event loop: with several workers, or one worker
+    allowed more than one CPU. On a single CPU it would only take turns with the loop; a thread does that."""
+    if setting != "auto":
+        return setting == "on"
+    return workers > 1 or len(os.sched_getaffinity(0)) > 1
+
+
 def _start_writer_process(settings: Any, workers: int) -> Any:
     """One writer process per SQLite database, whatever the number of workers; its socket goes to them."""
-    wanted = settings.sqlite_writer_process == "on" or (settings.sqlite_writer_process == "auto" and workers > 1)
-    if not (wanted and settings.database_url.startswith("sqlite:")):
+    if not (
+        writer_process_wanted(settings.sqlite_writer_process, workers) and settings.database_url.startswith("sqlite:")
+    ):
         return None
     from app.observability.logs import get_logger
     from app.repository.writer_process import WriterSupervisor

@@ -26,6 +26,9 @@ from app.repository.port import AddResult, StorageUnavailable
 from app.repository.sqlite_wal import WalMetrics
 
 _WRITE_BUFFER_HIGH = 4 * 2**20  # bytes queued for the socket before an append waits for it to drain
+# Requests of one turn of the event loop sent at once, at most: a burst's first ones go out while the loop
+# still parses the rest, so the writer process commits them meanwhile (docs/benchmarks.md, issue 16).
+SEND_AT = 4
 
 
 @dataclass(slots=True)
@@ -40,10 +43,12 @@ class _Connection:
         self.stream = stream
         self.pending: dict[int, _InFlight] = {}
         self.task: asyncio.Task[None] | None = None
-        self.outgoing: list[bytes] = []  # requests of this turn of the event loop, written together after it
+        self.outgoing: list[bytes] = []  # requests of this turn of the event loop not yet written
 
     def flush(self) -> None:
         requests, self.outgoing = self.outgoing, []
+        if not requests:  # sent already, SEND_AT of them at once
+            return
         try:
             self.stream.write(requests[0] if len(requests) == 1 else b"".join(requests))
         except (OSError, RuntimeError) as exc:  # the transport closed under us: nothing of these was sent
@@ -94,11 +99,16 @@ class WriterClient:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[AddResult]] = loop.create_future()
         connection.pending[number] = _InFlight(events, future)
-        # Every request made in this turn of the loop goes out in one write: fewer system calls here, and
-        # fewer wake-ups of the writer process, which reads them all at once.
-        if not connection.outgoing:
-            loop.call_soon(connection.flush)
+        # The requests made in one turn of the loop go out together at its end: fewer system calls here and
+        # fewer wake-ups of the writer process. But not all of a long turn's: one that parses a burst of 30
+        # requests would leave the writer idle until the last, then commit all 30 while the loop, having
+        # nothing else to do, waits. Every SEND_AT requests are sent at once, and the writer's commits overlap
+        # the loop's parsing.
         connection.outgoing.append(message)
+        if len(connection.outgoing) >= SEND_AT:
+            connection.flush()
+        elif len(connection.outgoing) == 1:
+            loop.call_soon(connection.flush)
         if connection.stream.transport.get_write_buffer_size() > _WRITE_BUFFER_HIGH:
             with contextlib.suppress(ConnectionError):
                 await connection.stream.drain()

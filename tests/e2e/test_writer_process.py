@@ -123,11 +123,27 @@ def test_kill_9_of_the_service_lets_the_writer_commit_what_it_holds_and_exit(sta
     assert_all_acknowledged_stored(db_path(server), result.acknowledged)
 
 
-def test_auto_runs_no_writer_process_for_one_worker_and_off_none_for_two(start_server: StartServer) -> None:
-    one = start_server()
+def one_cpu() -> None:  # in the server's process before exec: the CPUs it may use are the ones it sees
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+
+
+def test_auto_runs_a_writer_process_beside_one_worker_given_two_cpus_and_none_on_one(start_server: StartServer) -> None:
+    assert len(os.sched_getaffinity(0)) >= 2, "this test needs a machine with two CPUs"
+    two_cpus = start_server()
+    try:
+        assert len(writer_pids(two_cpus)) == 1
+        assert (
+            two_cpus.client.post("/v1/events", json={"user_id": "u", "action": "a", "source": "s"}).status_code == 201
+        )
+    finally:
+        assert two_cpus.terminate() == 0
+    one = start_server(preexec_fn=one_cpu)
     assert writer_pids(one) == []
-    assert one.client.post("/v1/events", json={"user_id": "u", "action": "a", "source": "s"}).status_code == 201
+    assert one.client.post("/v1/events", json={"user_id": "u", "action": "b", "source": "s"}).status_code == 201
     assert one.terminate() == 0
+
+
+def test_off_runs_no_writer_process_even_for_two_workers(start_server: StartServer) -> None:
     two = start_server(env={"TELEMETRY_SQLITE_WRITER_PROCESS": "off"}, extra_args=["--workers", "2"])
     try:
         assert writer_pids(two) == []

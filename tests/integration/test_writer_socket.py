@@ -4,6 +4,7 @@ to the WriterServer that `python -m app.repository.writer_process` runs, on a re
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
 import uuid
@@ -22,7 +23,7 @@ from app.models import UserActionEvent
 from app.repository.group_commit import GroupCommitWriter, WriteQueueFull
 from app.repository.port import AddResult, AddStatus, EventRepository, StorageUnavailable
 from app.repository.sqlite import SqliteEventRepository
-from app.repository.writer_client import WriterClient
+from app.repository.writer_client import SEND_AT, WriterClient
 from app.repository.writer_process import ReportedCommits, WriterServer
 from app.repository.writer_protocol import HEADER_BYTES, request, row_event
 from tests.support.event_strategies import NAME_TEXT, metadata, utc_moments
@@ -122,6 +123,30 @@ def test_many_concurrent_requests_share_transactions_and_each_gets_its_own_answe
                 assert {a.status for a in got} == {AddStatus.ACCEPTED}
             assert sum(metrics.commits) == sum(len(r) for r in requests)
             assert len(metrics.commits) < len(requests)  # group commit: fewer transactions than requests
+
+    run(scenario)
+
+
+def test_a_long_turn_of_the_loop_sends_its_first_requests_before_it_ends(tmp_path: Path) -> None:
+    """A burst parsed in one turn must not leave the writer idle until the turn's end: the first requests
+    are committed while the loop is still busy (here: blocked on purpose, inside that very turn)."""
+
+    def stored() -> int:
+        with sqlite3.connect(tmp_path / "events.db") as db:
+            return int(db.execute("SELECT count(*) FROM events").fetchone()[0])
+
+    async def scenario() -> None:
+        async with writer_socket(tmp_path / "w.sock") as (client, _):
+            await client.append([event()])  # connected, and the schema exists
+            burst = [asyncio.ensure_future(client.append([event(user_id=f"b{i}")])) for i in range(2 * SEND_AT + 1)]
+            await asyncio.sleep(0)  # the burst's requests are made in the next turn; this step runs last in it
+            deadline = time.monotonic() + 10
+            while stored() < 1 + 2 * SEND_AT and time.monotonic() < deadline:
+                time.sleep(0.01)  # noqa: ASYNC251 (on purpose: blocks the loop, so this turn does not end)
+            assert stored() == 1 + 2 * SEND_AT  # the last one waits for the end of the turn
+            answers = await asyncio.gather(*burst)
+            assert [a.status for (a,) in answers] == [AddStatus.ACCEPTED] * (2 * SEND_AT + 1)
+            assert stored() == 2 + 2 * SEND_AT
 
     run(scenario)
 
