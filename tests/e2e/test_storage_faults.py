@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support.problems import assert_problem
 from tests.support.server import ServerProcess
@@ -86,9 +87,23 @@ def test_a_lock_held_by_another_process_fails_the_queued_requests_together(tmp_p
         server.terminate()
 
 
-def test_readyz_reports_commits_failing_on_a_full_disk_and_recovers(tmp_path: Path) -> None:
+def _process_tree(pid: int) -> list[int]:
+    """The server and its child processes (the writer process, when it runs one)."""
+    found, todo = [pid], [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").iterdir():
+            children = [int(c) for c in (task / "children").read_text().split()]
+            found += children
+            todo += children
+    return found
+
+
+# off: the writer thread of the server process writes; on: the writer process does.
+@pytest.mark.parametrize("writer_process", ["off", "on"])
+def test_readyz_reports_commits_failing_on_a_full_disk_and_recovers(tmp_path: Path, writer_process: str) -> None:
     db = tmp_path / "events.db"
-    server = ServerProcess(f"sqlite:///{db}").wait_ready()
+    server = ServerProcess(f"sqlite:///{db}", env={"TELEMETRY_SQLITE_WRITER_PROCESS": writer_process}).wait_ready()
     try:
         _full_disk(server)
     finally:
@@ -99,7 +114,9 @@ def _full_disk(server: ServerProcess) -> None:
     assert server.client.post("/v1/events", json=EVENT).status_code == 201
     # The file-size limit of the server process stands in for a full disk: SQLite's writes past it fail
     # (EFBIG; Python ignores SIGXFSZ), while taking the write lock, all the old /readyz checked, still works.
-    resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+    writers = _process_tree(server.proc.pid)
+    for pid in writers:
+        resource.prlimit(pid, resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
     try:
         metadata = {"blob": "x" * 20_000}
         failed = assert_problem(server.client.post("/v1/events", json={**EVENT, "metadata": metadata}), 503)
@@ -107,7 +124,8 @@ def _full_disk(server: ServerProcess) -> None:
         assert "last commit failed" in ready["detail"]
         assert failed["detail"].split(": ")[-1] in ready["detail"]
     finally:
-        resource.prlimit(server.proc.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        for pid in writers:
+            resource.prlimit(pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
     # Space again: the next commit succeeds, and /readyz follows the writer back to ready.
     assert server.client.post("/v1/events", json=EVENT).status_code in (200, 201)
     assert server.client.get("/readyz").status_code == 200
