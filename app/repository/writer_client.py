@@ -28,7 +28,7 @@ from app.repository.sqlite_wal import WalMetrics
 _WRITE_BUFFER_HIGH = 4 * 2**20  # bytes queued for the socket before an append waits for it to drain
 # Requests of one turn of the event loop sent at once, at most: a burst's first ones go out while the loop
 # still parses the rest, so the writer process commits them meanwhile (docs/benchmarks.md, issue 16).
-SEND_AT = 4
+SEND_AT = 8
 
 
 @dataclass(slots=True)
