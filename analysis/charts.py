@@ -208,6 +208,7 @@ class BackgroundRenderer:
 
 
 _background: BackgroundRenderer | None = None
+_while_waiting: Callable[[], None] | None = None
 
 
 def render_in_background(workers: int | None = None) -> None:
@@ -217,19 +218,31 @@ def render_in_background(workers: int | None = None) -> None:
         _background = BackgroundRenderer(workers)
 
 
+def while_waiting(task: Callable[[], None] | None) -> None:
+    """Work for finish_rendering to do once, before it waits for the background renderer's last charts: the
+    caller's own next step, done while the worker draws (`python -m app report` prepares its HTML export
+    there). Not run without a background renderer; None: nothing."""
+    global _while_waiting
+    _while_waiting = task
+
+
 def finish_rendering() -> int:
     """Wait for the charts being drawn and put them in place (nothing to do without a background renderer)."""
-    global _background
+    global _background, _while_waiting
+    task, _while_waiting = _while_waiting, None
     if _background is None:
         return 0
     renderer, _background = _background, None
+    if task is not None:
+        task()
     return renderer.finish()
 
 
 def reset() -> None:
     """This module as a fresh kernel has it: no background renderer (a notebook that failed before its last cell
     leaves one, its workers stopped here) and SVG charts. For notebooks run one after another in one process."""
-    global _background, _format
+    global _background, _format, _while_waiting
+    _while_waiting = None
     renderer, _background = _background, None
     if renderer is not None:
         renderer.discard()

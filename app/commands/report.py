@@ -4,12 +4,14 @@ self-contained HTML file (figures embedded as SVG or PNG images, code hidden).""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import importlib
 import importlib.util
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -123,11 +125,13 @@ def execute_notebook(
     render_processes: int = 0,
     chart_format: str = CHART_FORMATS[0],
     kernel: bool = False,
+    while_waiting: Callable[[], None] | None = None,
 ) -> Any:
     """Run every cell, in this process (an IPython shell: app/commands/notebook_run.py) or with `kernel` in a
     fresh Jupyter kernel; the database, the cache directory (None: no cache), the chart rendering processes
     (0: charts drawn where the cells run) and the chart format reach the parameters cell through the
-    environment."""
+    environment. `while_waiting`: in this process, run by the notebook's finish_rendering() before it waits
+    for the chart worker (analysis.charts.while_waiting)."""
     import nbformat
 
     nb = nbformat.read(notebook, as_version=4)  # type: ignore[no-untyped-call]  # nbformat's API is untyped
@@ -140,6 +144,8 @@ def execute_notebook(
     if not kernel:
         from app.commands.notebook_run import CellFailed, run_notebook
 
+        if while_waiting is not None:
+            _analysis("analysis.charts").while_waiting(while_waiting)
         try:
             return run_notebook(nb, settings, ROOT, cell_timeout)
         except CellFailed as exc:
@@ -172,8 +178,13 @@ def lead_with_summary(nb: Any) -> Any:
     return ordered
 
 
-def export_html(nb: Any) -> str:
-    """HTML of the executed notebook without its code: outputs and markdown only, summary first."""
+_RESOURCES = {"metadata": {"name": "Telemetry analysis"}}
+
+
+def html_exporter() -> Any:
+    """nbconvert's exporter for the report, its templates compiled (an empty notebook exported once): ~0.5 s
+    of imports and Jinja compilation that build_report does while the chart worker draws the last charts."""
+    import nbformat
     from nbconvert import HTMLExporter
 
     exporter = HTMLExporter(  # type: ignore[no-untyped-call]  # traitlets constructors are untyped
@@ -183,9 +194,27 @@ def export_html(nb: Any) -> str:
         exclude_input_prompt=True,
         exclude_output_prompt=True,
     )
-    resources = {"metadata": {"name": "Telemetry analysis"}}
-    body, _resources = exporter.from_notebook_node(lead_with_summary(nb), resources=resources)
+    exporter.from_notebook_node(nbformat.v4.new_notebook(), resources=_RESOURCES)  # type: ignore[no-untyped-call]
+    return exporter
+
+
+def export_html(nb: Any, exporter: Any = None) -> str:
+    """HTML of the executed notebook without its code: outputs and markdown only, summary first."""
+    exporter = exporter or html_exporter()
+    body, _resources = exporter.from_notebook_node(lead_with_summary(nb), resources=_RESOURCES)
     return str(body)
+
+
+class _Prepared:
+    """The exporter, once prepared while the notebook's last cell waits for its charts (in this process only)."""
+
+    def __init__(self) -> None:
+        self.exporter: Any = None
+
+    def __call__(self) -> None:
+        # A failure here is the export's to report: export_html builds its own exporter and fails there.
+        with contextlib.suppress(Exception):
+            self.exporter = html_exporter()
 
 
 def build_report(
@@ -203,11 +232,12 @@ def build_report(
     import nbformat
 
     processes = _analysis("analysis.chart_workers").default_workers() if render_processes is None else render_processes
-    nb = execute_notebook(notebook, database_url, cell_timeout, cache_dir, processes, chart_format, kernel)
+    prepared = _Prepared()
+    nb = execute_notebook(notebook, database_url, cell_timeout, cache_dir, processes, chart_format, kernel, prepared)
     if executed is not None:
         nbformat.write(nb, executed)  # type: ignore[no-untyped-call]
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(export_html(nb), encoding="utf-8")
+    out.write_text(export_html(nb, prepared.exporter), encoding="utf-8")
     return out
 
 

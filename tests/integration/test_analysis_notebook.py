@@ -291,6 +291,39 @@ def test_the_notebook_kernel_is_the_python_running_the_suite(tmp_path: Path) -> 
     assert printed == sys.prefix  # the venv's prefix, not the base interpreter's
 
 
+def test_the_export_is_prepared_while_the_last_cell_waits_for_the_chart_worker(
+    database_url: str, tmp_path: Path
+) -> None:
+    """nbconvert is imported and its templates compiled inside finish_rendering(), before its wait for the
+    worker's charts: the export after the cells no longer pays for it. A fresh process: the suite's may have
+    imported nbconvert already."""
+    probe = nbformat.v4.new_notebook()
+    probe.cells = [
+        nbformat.v4.new_code_cell(
+            "import sys\n"
+            "import matplotlib.pyplot as plt\n"
+            "from analysis.charts import finish_rendering, render_in_background, show\n"
+            "render_in_background(1)\n"
+            "fig, ax = plt.subplots()\n"
+            "ax.plot([0, 1], [0, 1])\n"
+            "ax.set(title='Line', xlabel='x (unit)', ylabel='y (unit)')\n"
+            "show(fig)\n"
+            "print('before', 'nbconvert' in sys.modules)\n"
+            "finish_rendering()\n"
+            "print('after', 'nbconvert' in sys.modules)"
+        )
+    ]
+    notebook, executed = tmp_path / "probe.ipynb", tmp_path / "executed.ipynb"
+    nbformat.write(probe, notebook)
+    done = run_report(database_url, tmp_path / "probe.html", "--notebook", str(notebook), "--executed", str(executed))
+    assert done.returncode == 0, done.stderr
+    printed = "".join(o.get("text", "") for o in nbformat.read(executed, as_version=4).cells[0].outputs)
+    assert printed.split() == ["before", "False", "after", "True"]
+    assert '<img alt="Line" src="data:image/svg+xml' in (tmp_path / "probe.html").read_text(
+        encoding="utf-8"
+    )  # drawn, placed
+
+
 def test_an_empty_database_gives_one_line_and_no_report(tmp_path: Path) -> None:
     path = tmp_path / "empty.db"
     SqliteEventRepository(path, checkpoint_interval_s=None).close()  # the schema, as `make run` leaves it
