@@ -128,6 +128,20 @@ class Database:
         self._derived.add(name)
         return True
 
+    def kept_table(
+        self,
+        name: str,
+        create: Callable[[duckdb.DuckDBPyConnection, str], None],
+        fill: Callable[[duckdb.DuckDBPyConnection, str, str], None],
+    ) -> str:
+        """A table derived from the events (rollups, sessions, repeats): the cache file's, which analysis/cache.py
+        keeps current, or without a cache one built in memory on first use (create, then fill from `events`)."""
+        if not self.cached and self.derived_table(name):
+            engine = self.engine()
+            create(engine, name)
+            fill(engine, name, "events")
+        return name
+
     def close(self) -> None:
         if self._engine is not None:
             self._engine.close()

@@ -64,10 +64,4 @@ def refresh_touched(engine: duckdb.DuckDBPyConnection, table: str, events: str) 
 
 def table_for(db: Database) -> str:
     """The repeated events of the engine: the cache file's, or a table built in memory on first use."""
-    if db.cached:
-        return TABLE
-    if db.derived_table(TABLE):
-        engine = db.engine()
-        create_table(engine, TABLE)
-        fill(engine, TABLE, "events")
-    return TABLE
+    return db.kept_table(TABLE, create_table, fill)

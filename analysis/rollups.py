@@ -77,13 +77,7 @@ def days_of(engine: duckdb.DuckDBPyConnection, events: str, after_seq: int) -> l
 def _table(db: Database) -> str:
     """The rollup of the engine's events: the cache file's (kept current by analysis/cache.py) or one built
     in memory on first use."""
-    if db.cached:
-        return TABLE
-    if db.derived_table(TABLE):
-        engine = db.engine()
-        create_table(engine, TABLE)
-        fill(engine, TABLE, "events")
-    return TABLE
+    return db.kept_table(TABLE, create_table, fill)
 
 
 def _midnight(moment: datetime | None) -> bool:
