@@ -87,7 +87,15 @@ def writer_process_wanted(setting: str, workers: int) -> bool:
     allowed more than one CPU. On a single CPU it would only take turns with the loop; a thread does that."""
     if setting != "auto":
         return setting == "on"
-    return workers > 1 or len(os.sched_getaffinity(0)) > 1
+    return workers > 1 or _usable_cpus() > 1
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, e.g. under taskset or a container's cpuset), where the
+    platform says (Linux); else the machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _start_writer_process(settings: Any, workers: int) -> Any:
