@@ -12,17 +12,22 @@ from analysis.filters import Filter, filter_sql
 from analysis.timeutil import utc_index
 
 
-def action_counts(db: Database, where: Filter | None = None) -> pd.DataFrame:
-    """Per action: events, distinct users and share of all events, most frequent first."""
+def _counted(db: Database, where: Filter | None) -> tuple[str, str, str, list[Any]]:
+    """Where the filtered events are counted: (FROM clause, events expression, UTC day expression, params).
+    The per user-day rollup when the filter allows (analysis/rollups.py), else the events themselves."""
     days = rollups.day_rows(db, where)
     if days is not None:
         rows, params = days
-        query = f"""SELECT action, SUM(events)::BIGINT AS events, COUNT(DISTINCT user_id) AS users FROM ({rows})
-                    GROUP BY action ORDER BY events DESC, action"""
-    else:
-        condition, params = filter_sql(db, where)
-        query = f"""SELECT action, COUNT(*) AS events, COUNT(DISTINCT user_id) AS users FROM events e
-                    WHERE {condition} GROUP BY action ORDER BY events DESC, action"""
+        return f"({rows}) r", "SUM(events)::BIGINT", "day", params
+    condition, params = filter_sql(db, where)
+    return f"events e WHERE {condition}", "COUNT(*)", "date_trunc('day', ts)", params
+
+
+def action_counts(db: Database, where: Filter | None = None) -> pd.DataFrame:
+    """Per action: events, distinct users and share of all events, most frequent first."""
+    source, events, _, params = _counted(db, where)
+    query = f"""SELECT action, {events} AS events, COUNT(DISTINCT user_id) AS users FROM {source}
+                GROUP BY action ORDER BY events DESC, action"""
     frame = db.frame(query, params).set_index("action")
     frame["share"] = frame["events"] / frame["events"].sum()
     return frame
@@ -34,14 +39,8 @@ def top_action(db: Database, where: Filter | None = None) -> str:
 
 def actions_by_source(db: Database, normalize: bool = False, where: Filter | None = None) -> pd.DataFrame:
     """Action x source event counts; with normalize, each source's column sums to 1 (its action mix)."""
-    days = rollups.day_rows(db, where)
-    if days is not None:
-        rows, params = days
-        query = f"SELECT action, source, SUM(events)::BIGINT AS events FROM ({rows}) GROUP BY action, source"
-    else:
-        condition, params = filter_sql(db, where)
-        query = f"SELECT action, source, COUNT(*) AS events FROM events e WHERE {condition} GROUP BY action, source"
-    frame = db.frame(query, params)
+    source, events, _, params = _counted(db, where)
+    frame = db.frame(f"SELECT action, source, {events} AS events FROM {source} GROUP BY action, source", params)
     table = frame.pivot_table(index="action", columns="source", values="events", fill_value=0, aggfunc="sum")
     table = table.sort_index().sort_index(axis=1)
     if normalize:
@@ -51,18 +50,10 @@ def actions_by_source(db: Database, normalize: bool = False, where: Filter | Non
 
 def _users_per(db: Database, unit: str, where: Filter | None) -> tuple[str, list[Any]]:
     """The query of distinct users per `unit` (day or week), column `unit` and users."""
-    days = rollups.day_rows(db, where)
-    if days is not None:
-        rows, params = days
-        return (
-            f"""SELECT date_trunc('{unit}', day) AS {unit}, COUNT(DISTINCT user_id) AS users FROM ({rows})
-                   GROUP BY {unit} ORDER BY {unit}""",
-            params,
-        )
-    condition, params = filter_sql(db, where)
+    source, _, day, params = _counted(db, where)
     return (
-        f"""SELECT date_trunc('{unit}', ts) AS {unit}, COUNT(DISTINCT user_id) AS users FROM events e
-               WHERE {condition} GROUP BY {unit} ORDER BY {unit}""",
+        f"""SELECT date_trunc('{unit}', {day}) AS {unit}, COUNT(DISTINCT user_id) AS users FROM {source}
+               GROUP BY {unit} ORDER BY {unit}""",
         params,
     )
 
@@ -81,14 +72,10 @@ def weekly_active_users(db: Database, where: Filter | None = None) -> pd.Series:
 
 def events_per_user(db: Database, where: Filter | None = None) -> pd.Series:
     """Events per user, one entry per user, most active first (ties by user id)."""
-    days = rollups.day_rows(db, where)
-    if days is not None:
-        rows, params = days
-        query = f"SELECT user_id, SUM(events)::BIGINT AS events FROM ({rows}) GROUP BY user_id"
-    else:
-        condition, params = filter_sql(db, where)
-        query = f"SELECT user_id, COUNT(*) AS events FROM events e WHERE {condition} GROUP BY user_id"
-    frame = db.frame(f"{query} ORDER BY events DESC, user_id", params)
+    source, events, _, params = _counted(db, where)
+    frame = db.frame(
+        f"SELECT user_id, {events} AS events FROM {source} GROUP BY user_id ORDER BY events DESC, user_id", params
+    )
     return pd.Series(frame["events"].to_numpy(), index=pd.Index(frame["user_id"], name="user_id"), name="events")
 
 
