@@ -22,7 +22,7 @@ from app.config import Settings
 from app.observability.logs import LineLog, configure_logging, get_logger
 from app.observability.metrics import PrometheusMetrics
 from app.repository import open_repository
-from app.repository.group_commit import GroupCommitWriter, WriterMetrics
+from app.repository.group_commit import EventWriter, GroupCommitWriter, Item, Result, Store, WriterMetrics
 from app.repository.port import EventRepository
 from app.repository.sqlite import SqliteEventRepository
 from app.repository.sqlite_wal import WalBound, WalMetrics
@@ -85,8 +85,8 @@ def wal_bound(settings: Settings, repository: EventRepository, metrics: WalMetri
 
 
 def group_commit_writer(
-    settings: Settings, repository: EventRepository, metrics: WriterMetrics, between_commits: WalBound | None
-) -> GroupCommitWriter:
+    settings: Settings, repository: Store[Item, Result], metrics: WriterMetrics, between_commits: WalBound | None
+) -> GroupCommitWriter[Item, Result]:
     """The writer over a repository: in each process (thread), or in the writer process `serve` runs."""
     return GroupCommitWriter(
         repository,
@@ -102,7 +102,7 @@ class Storage:
     """What start() opens in each process: the store, its writer, the service, and the SDK body decoder."""
 
     repository: EventRepository
-    writer: GroupCommitWriter | WriterClient  # WriterClient: `serve`'s writer process commits
+    writer: EventWriter | WriterClient  # WriterClient: `serve`'s writer process commits
     service: EventService
     body_decoder: BodyDecoder  # one per process: its memory budget is shared by every connection
     suppressions: Suppressions  # erased users whose later events are refused, refreshed by the lifecycle task
@@ -127,7 +127,7 @@ class Runtime:
             return self._storage
         settings = self.settings
         repository = self.open_repository(settings)
-        writer: GroupCommitWriter | WriterClient
+        writer: EventWriter | WriterClient
         self.metrics_wal_limit(repository)
         if settings.writer_socket:
             # The writer process bounds the WAL between its commits and reports its size and checkpoints.
@@ -193,7 +193,7 @@ class Runtime:
         return self.storage.service
 
     @property
-    def writer(self) -> GroupCommitWriter | WriterClient:
+    def writer(self) -> EventWriter | WriterClient:
         return self.storage.writer
 
     @property

@@ -21,14 +21,14 @@ def main(argv: list[str] | None = None) -> int:
     from app.config import Settings
     from app.observability.gc_tuning import freeze_startup_heap
     from app.observability.logs import configure_logging, get_logger
-    from app.repository.writer_process import ReportedCommits, run_writer
+    from app.repository.writer_process import ReportedCommits, RowStore, run_writer
 
     settings = Settings()
     configure_logging(settings.log_level)
     log = get_logger("telemetry.writer")
     repository = open_store(settings)
     commits = ReportedCommits()
-    writer = group_commit_writer(settings, repository, commits, wal_bound(settings, repository, commits))
+    writer = group_commit_writer(settings, RowStore(repository), commits, wal_bound(settings, repository, commits))
     log.info("writer_process_started", pid=os.getpid())
     freeze_startup_heap()
     try:

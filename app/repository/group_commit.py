@@ -15,10 +15,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from app.models import DomainError, UserActionEvent
-from app.repository.port import AddResult, EventRepository, StorageUnavailable
+from app.repository.port import AddResult, StorageUnavailable
 
 _FAILURE_MEMORY_S = 10.0
 
@@ -37,17 +37,28 @@ class WriterMetrics(Protocol):
     def committed(self, batch_size: int, duration_s: float) -> None: ...
 
 
-Outcome = list[AddResult] | BaseException
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+Item_contra = TypeVar("Item_contra", contravariant=True)
+
+
+class Store(Protocol[Item_contra, Result]):
+    """What the writer commits to: an EventRepository (events in, AddResults out), or the writer process's
+    RowStore (the table's rows in, the wire's results out)."""
+
+    def add(self, items: Sequence[Item_contra], /) -> list[Result]: ...
 
 
 @dataclass(slots=True)
-class _Pending:
-    events: Sequence[UserActionEvent]
+class _Pending(Generic[Item, Result]):
+    events: Sequence[Item]
     # Called on the writer thread with the results (after COMMIT) or the exception.
-    deliver: Callable[[Outcome], None]
+    deliver: Callable[[list[Result] | BaseException], None]
 
 
-def _to_future(loop: asyncio.AbstractEventLoop, future: asyncio.Future[list[AddResult]], result: Outcome) -> None:
+def _to_future(
+    loop: asyncio.AbstractEventLoop, future: asyncio.Future[list[Result]], result: list[Result] | BaseException
+) -> None:
     def deliver() -> None:
         if future.done():  # the client went away; its events are stored all the same
             return
@@ -60,15 +71,17 @@ def _to_future(loop: asyncio.AbstractEventLoop, future: asyncio.Future[list[AddR
         loop.call_soon_threadsafe(deliver)
 
 
-def _resolve(pending: _Pending, result: Outcome) -> None:
+def _resolve(pending: _Pending[Item, Result], result: list[Result] | BaseException) -> None:
     with contextlib.suppress(Exception):  # whoever waits for the answer must not stop the writer
         pending.deliver(result)
 
 
-class GroupCommitWriter:
+class GroupCommitWriter(Generic[Item, Result]):
+    """Items (events, or rows) committed to a Store in shared transactions; each request gets its results."""
+
     def __init__(
         self,
-        repository: EventRepository,
+        repository: Store[Item, Result],
         metrics: WriterMetrics,
         *,
         max_queue: int = 10_000,
@@ -81,7 +94,7 @@ class GroupCommitWriter:
         self._metrics = metrics
         self._max_queue = max_queue
         self._max_batch = max_batch
-        self._queue: deque[_Pending] = deque()
+        self._queue: deque[_Pending[Item, Result]] = deque()
         self._queued_events = 0
         self._cond = threading.Condition()
         self._closing = False
@@ -107,12 +120,12 @@ class GroupCommitWriter:
             return None
         return failure[1]
 
-    async def append(self, events: Sequence[UserActionEvent]) -> list[AddResult]:
+    async def append(self, events: Sequence[Item]) -> list[Result]:
         """Store events; returns one result per event after their transaction has committed."""
         if not events:
             return []
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[AddResult]] = loop.create_future()
+        future: asyncio.Future[list[Result]] = loop.create_future()
         self.submit(events, functools.partial(_to_future, loop, future))
         return await future
 
@@ -121,7 +134,7 @@ class GroupCommitWriter:
         before the first submit): whoever delivers them one by one can then send them all at once."""
         self._after_commit = callback
 
-    def submit(self, events: Sequence[UserActionEvent], deliver: Callable[[Outcome], None]) -> None:
+    def submit(self, events: Sequence[Item], deliver: Callable[[list[Result] | BaseException], None]) -> None:
         """append() without an event loop: `deliver` gets the outcome on the writer thread, after COMMIT.
         Raises WriterClosed or WriteQueueFull at once, like append()."""
         pending = _Pending(events, deliver)
@@ -137,7 +150,7 @@ class GroupCommitWriter:
             self._metrics.queue_depth(self._queued_events, self._max_queue)
             self._cond.notify()
 
-    def _take(self) -> list[_Pending] | None:
+    def _take(self) -> list[_Pending[Item, Result]] | None:
         """Wait for work, then take whole requests up to max_batch events (at least one request)."""
         with self._cond:
             while not self._queue:
@@ -164,7 +177,7 @@ class GroupCommitWriter:
                 with contextlib.suppress(Exception):  # upkeep failing must never stop the writer; it runs again
                     self._between_commits()
 
-    def _commit(self, taken: list[_Pending]) -> None:
+    def _commit(self, taken: list[_Pending[Item, Result]]) -> None:
         events = [e for p in taken for e in p.events]
         started = time.perf_counter()
         try:
@@ -199,3 +212,7 @@ class GroupCommitWriter:
             self._cond.notify_all()
         self._thread.join(timeout_s)
         return not self._thread.is_alive()
+
+
+# The writer over an EventRepository (in each process, or the writer thread): events in, AddResults out.
+EventWriter = GroupCommitWriter[UserActionEvent, AddResult]

@@ -221,17 +221,17 @@ _CHUNKS = tuple(2**k for k in range(9, -1, -1))  # 512 ... 1
 _INSERTS = {n: _insert_statement(n) for n in _CHUNKS}
 
 
-def _insert_all(conn: sqlite3.Connection, events: Sequence[UserActionEvent]) -> int:
-    """Insert events, skipping known event_ids; returns how many were new.
+def _insert_rows(conn: sqlite3.Connection, rows: Sequence[TableRow]) -> int:
+    """Insert rows, skipping known event_ids; returns how many were new.
 
     Multi-row INSERTs, not executemany: the sqlite3 module releases the GIL around every statement step,
     and each time the writer thread takes it back it may wait for the event loop's switch interval. A few
     statements per commit instead of one per event keep that wait off every event.
     """
-    params = [value for event in events for value in _row(event)]
+    params = [value for row in rows for value in row]
     before = conn.total_changes
     start = 0
-    remaining = len(events)
+    remaining = len(rows)
     for size in _CHUNKS:
         while remaining >= size:
             conn.execute(_INSERTS[size], params[start * 8 : (start + size) * 8])
@@ -243,7 +243,13 @@ def _insert_all(conn: sqlite3.Connection, events: Sequence[UserActionEvent]) -> 
 _BUCKET_PREFIX = {"hour": 13, "day": 10}  # length of '2026-01-02T03' and '2026-01-02'
 
 
-def _row(event: UserActionEvent) -> tuple[Any, ...]:
+# The events table's columns after seq, as stored: event_id, user_id, action, source, timestamp, received_at,
+# sent_at (or None), metadata (JSON text). The writer process builds these from the workers' rows itself
+# (writer_protocol.table_row), with no event in between.
+TableRow = tuple[str, str, str, str, str, str, str | None, str]
+
+
+def table_row(event: UserActionEvent) -> TableRow:
     return (
         str(event.event_id),
         event.user_id,
@@ -256,7 +262,7 @@ def _row(event: UserActionEvent) -> tuple[Any, ...]:
     )
 
 
-def _event(row: Sequence[Any]) -> UserActionEvent:
+def table_event(row: Sequence[Any]) -> UserActionEvent:
     return UserActionEvent(
         event_id=UUID(row[0]),
         user_id=row[1],
@@ -360,15 +366,10 @@ class SqliteEventRepository:
     @translate_errors
     def add(self, events: Sequence[UserActionEvent]) -> list[AddResult]:
         self._check_file()
-        conn = self._connection()
-        if not getattr(self._local, "write_cache", False):
-            # The writing connection keeps the hot index pages (one leaf per user, per action, the right edges)
-            # in memory, so inserts into a table of millions of rows do not re-read them from the OS each time.
-            conn.execute(f"PRAGMA cache_size = -{_WRITE_CACHE_KIB}")
-            self._local.write_cache = True
+        conn = self._write_connection()
         self._begin_write(conn)
         try:
-            if _insert_all(conn, events) == len(events):  # the common case: every event is new
+            if _insert_rows(conn, [table_row(e) for e in events]) == len(events):  # the common case: all new
                 conn.execute("COMMIT")
                 return [AddResult(AddStatus.ACCEPTED, event) for event in events]
             # Some event_id is known already: start again, one event at a time, to tell which.
@@ -382,16 +383,46 @@ class SqliteEventRepository:
             raise
         return results
 
+    @translate_errors
+    def add_new(self, rows: Sequence[TableRow]) -> bool:
+        """add() for rows already in the table's form, when every event_id is new: True, committed.
+
+        False when some event_id is known already: nothing is written, and add() of the same events tells
+        which are duplicates and which conflicts (rare: a client's retry). The writer process's path.
+        """
+        self._check_file()
+        conn = self._write_connection()
+        self._begin_write(conn)
+        try:
+            if _insert_rows(conn, rows) == len(rows):
+                conn.execute("COMMIT")
+                return True
+            conn.execute("ROLLBACK")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return False
+
     def _insert_one_by_one(self, conn: sqlite3.Connection, events: Sequence[UserActionEvent]) -> list[AddResult]:
         """Retries and conflicts: each event on its own, to tell which are new, duplicates or conflicts."""
         results: list[AddResult] = []
         for event in events:
-            if conn.execute(_INSERT, _row(event)).rowcount == 1:
+            if conn.execute(_INSERT, table_row(event)).rowcount == 1:
                 results.append(AddResult(AddStatus.ACCEPTED, event))
                 continue
             row = conn.execute(f"SELECT {_COLUMNS} FROM events WHERE event_id = ?", (str(event.event_id),)).fetchone()
-            results.append(classify_existing(event, _event(row)))
+            results.append(classify_existing(event, table_event(row)))
         return results
+
+    def _write_connection(self) -> sqlite3.Connection:
+        conn = self._connection()
+        if not getattr(self._local, "write_cache", False):
+            # The writing connection keeps the hot index pages (one leaf per user, per action, the right edges)
+            # in memory, so inserts into a table of millions of rows do not re-read them from the OS each time.
+            conn.execute(f"PRAGMA cache_size = -{_WRITE_CACHE_KIB}")
+            self._local.write_cache = True
+        return conn
 
     def _begin_write(self, conn: sqlite3.Connection) -> None:
         """Take the write lock. Another process (a second worker) may hold it: wait busy_timeout, a few times over."""
@@ -409,7 +440,7 @@ class SqliteEventRepository:
         row = (
             self._connection().execute(f"SELECT {_COLUMNS} FROM events WHERE event_id = ?", (str(event_id),)).fetchone()
         )
-        return _event(row) if row else None
+        return table_event(row) if row else None
 
     @translate_errors
     def query(self, q: EventQuery) -> EventPage:
@@ -423,7 +454,7 @@ class SqliteEventRepository:
             )
             .fetchall()
         )
-        items = [_event(r) for r in rows[: q.limit]]
+        items = [table_event(r) for r in rows[: q.limit]]
         more = len(rows) > q.limit
         next_cursor = Cursor(items[-1].timestamp, items[-1].event_id) if more and items else None
         return EventPage(items, next_cursor)

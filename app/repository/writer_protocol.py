@@ -33,12 +33,16 @@ import orjson
 from app.json_codec import dump_json, load_json, orjson_default
 from app.models import UserActionEvent
 from app.repository.port import AddResult, AddStatus
+from app.repository.sqlite import TableRow
+from app.utc_text import to_utc_text
 
 HEADER_BYTES = 4
 MAX_FRAME_BYTES = 256 * 2**20  # far above the write queue's worth of events; a bound against a broken peer
 
 Row = list[Any]
+Result = list[Any]  # [status] for an accepted event, [status, conflicting_fields, stored row] otherwise
 Commits = list[list[float]]
+ACCEPTED: Result = [AddStatus.ACCEPTED.value]
 
 
 def frame(message: Any) -> bytes:
@@ -65,6 +69,33 @@ def event_row(event: UserActionEvent) -> Row:
         event.sent_at,
         event.metadata,
     ]
+
+
+def _table_time(text: str) -> str:
+    # orjson writes a UTC moment as '2026-01-02T03:04:05.000006Z', the table's own form, unless its
+    # microseconds are 0 ('...:05Z'): only those are parsed and written again.
+    if len(text) == 27 and text[19] == "." and text[26] == "Z":
+        return text
+    return to_utc_text(_moment(text))
+
+
+def table_row(row: Sequence[Any]) -> TableRow:
+    """A request's row as the events table's columns (sqlite.table_row of the same event), without building
+    the event: what the writer process inserts. Event ids and moments arrive in their stored text form
+    already; metadata is written as the JSON text the table keeps."""
+    event_id, user_id, action, source, timestamp, received_at, sent_at, metadata = row
+    if len(event_id) != 36:
+        raise ValueError(f"not an event id: {event_id!r}")
+    return (
+        event_id,
+        user_id,
+        action,
+        source,
+        _table_time(timestamp),
+        _table_time(received_at),
+        _table_time(sent_at) if sent_at else None,
+        metadata if type(metadata) is str else dump_json(metadata),
+    )
 
 
 def _text_metadata(row: Row) -> Row:
@@ -110,19 +141,23 @@ def request(number: int, events: Sequence[UserActionEvent]) -> bytes:
     return _rows_frame([number], [event_row(e) for e in events], [])
 
 
-def answer(number: int, results: Sequence[AddResult], commits: Commits) -> bytes:
+def encode_results(results: Sequence[AddResult]) -> list[Result]:
     if all(result.status is AddStatus.ACCEPTED for result in results):
-        return frame([number, True, [[AddStatus.ACCEPTED.value]] * len(results), commits])
-    encoded: list[list[Any]] = []
+        return [ACCEPTED] * len(results)
+    encoded: list[Result] = []
     for result in results:
         if result.status is AddStatus.ACCEPTED:
-            encoded.append([result.status.value])
+            encoded.append(ACCEPTED)
         else:
             encoded.append([result.status.value, list(result.conflicting_fields), event_row(result.event)])
+    return encoded
+
+
+def answer(number: int, results: Sequence[Result], commits: Commits) -> bytes:
     try:
-        return frame([number, True, encoded, commits])
-    except TypeError:
-        text = [item if len(item) == 1 else [item[0], item[1], _text_metadata(item[2])] for item in encoded]
+        return frame([number, True, results, commits])
+    except TypeError:  # a stored row's metadata orjson cannot write: as JSON text, like a request's
+        text = [item if len(item) == 1 else [item[0], item[1], _text_metadata(item[2])] for item in results]
         return frame([number, True, text, commits])
 
 

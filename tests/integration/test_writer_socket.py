@@ -22,9 +22,10 @@ from hypothesis import strategies as st
 from app.models import UserActionEvent
 from app.repository.group_commit import GroupCommitWriter, WriteQueueFull
 from app.repository.port import AddResult, AddStatus, EventRepository, StorageUnavailable
-from app.repository.sqlite import SqliteEventRepository
+from app.repository.sqlite import SqliteEventRepository, table_row
 from app.repository.writer_client import SEND_AT, WriterClient
-from app.repository.writer_process import ReportedCommits, WriterServer
+from app.repository.writer_process import ReportedCommits, RowStore, WriterServer
+from app.repository import writer_protocol as wire
 from app.repository.writer_protocol import HEADER_BYTES, request, row_event
 from tests.support.event_strategies import NAME_TEXT, metadata, utc_moments
 from tests.unit.fakes import RecordingMetrics
@@ -70,13 +71,82 @@ def test_metadata_orjson_cannot_write_travels_as_json_text() -> None:
     assert through_the_wire(original).metadata == {"huge": 2**70, "nested": {"neg": -(2**80)}}
 
 
+@given(
+    user_id=st.text(NAME_TEXT, min_size=1, max_size=64),
+    timestamp=utc_moments,
+    sent_at=st.none() | utc_moments,
+    meta=metadata,
+)
+def test_the_writer_process_stores_a_row_as_the_repository_would_store_its_event(
+    user_id: str, timestamp: datetime, sent_at: datetime | None, meta: dict[str, Any]
+) -> None:
+    """The writer process inserts the wire's rows without building events: each column's text must be the
+    text SQLite's add() writes for the same event (moments with 0 microseconds and 64-bit-plus integers
+    in metadata take other routes on the wire)."""
+    original = event(user_id=user_id, timestamp=timestamp, sent_at=sent_at, metadata=meta)
+    _, (row,) = orjson.loads(request(7, [original])[HEADER_BYTES:])
+    assert wire.table_row(row) == table_row(original)
+
+
+def test_rows_with_whole_seconds_and_huge_integers_are_stored_as_in_process(tmp_path: Path) -> None:
+    """End to end: the same events through the writer process and through add() in-process give the same
+    table, column for column."""
+    events = [
+        event(timestamp=datetime(2026, 5, 1, 10, 0, 0, tzinfo=UTC), sent_at=datetime(2026, 5, 1, 10, 0, 1, tzinfo=UTC)),
+        event(timestamp=datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC), metadata={"huge": 2**70, "é": ["ü", None, 1.5]}),
+        event(user_id="ユーザー", metadata={"nested": {"deep": [1, {"x": -(2**80)}]}}),
+    ]
+
+    async def scenario() -> None:
+        async with writer_socket(tmp_path / "w.sock") as (client, _):
+            assert {r.status for r in await client.append(events)} == {AddStatus.ACCEPTED}
+
+    run(scenario)
+    direct = SqliteEventRepository(tmp_path / "direct.db")
+    direct.add(events)
+    direct.close()
+    query = "SELECT event_id, user_id, action, source, timestamp, received_at, sent_at, metadata FROM events ORDER BY seq"
+    with sqlite3.connect(tmp_path / "events.db") as through, sqlite3.connect(tmp_path / "direct.db") as inline:
+        assert through.execute(query).fetchall() == inline.execute(query).fetchall()
+
+
+def test_add_new_writes_nothing_when_one_event_id_is_known(tmp_path: Path) -> None:
+    repository = SqliteEventRepository(tmp_path / "events.db")
+    try:
+        known = event()
+        repository.add([known])
+        fresh = event()
+        assert repository.add_new([table_row(fresh), table_row(known)]) is False
+        assert repository.get(fresh.event_id) is None  # rolled back: the caller retries through add()
+        assert repository.add_new([table_row(fresh)]) is True
+        assert repository.get(fresh.event_id) == fresh
+    finally:
+        repository.close()
+
+
+def test_the_row_store_tells_duplicates_and_conflicts_apart_like_add(tmp_path: Path) -> None:
+    repository = SqliteEventRepository(tmp_path / "events.db")
+    try:
+        store = RowStore(repository)
+        first = event()
+        assert store.add([table_row(first)]) == [wire.ACCEPTED]
+        changed = event(event_id=first.event_id, metadata={"n": 2})
+        fresh = event()
+        results = store.add([table_row(first), table_row(changed), table_row(fresh)])
+        assert [r[0] for r in results] == ["duplicate", "conflict", "accepted"]
+        assert results[1][1] == ["metadata"]
+        assert repository.get(fresh.event_id) == fresh
+    finally:
+        repository.close()
+
+
 @asynccontextmanager
 async def writer_socket(
     path: Path, max_queue: int = 10_000, repository: EventRepository | None = None
 ) -> AsyncIterator[tuple[WriterClient, RecordingMetrics]]:
     repository = repository or SqliteEventRepository(path.parent / "events.db")
     commits = ReportedCommits()
-    writer = GroupCommitWriter(repository, commits, max_queue=max_queue)
+    writer = GroupCommitWriter(RowStore(repository), commits, max_queue=max_queue)
     server = WriterServer(writer, commits)
     server.listen(path)
     metrics = RecordingMetrics()
