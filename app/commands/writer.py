@@ -1,7 +1,8 @@
 """`python -m app.commands.writer SOCKET`: the writer process that `serve` starts and supervises.
 
 Not a command for people: `serve` runs it (app/repository/writer_process.py, WriterSupervisor). It builds the
-same repository and GroupCommitWriter as an in-process runtime would, from the same Settings, and serves
+same repository and GroupCommitWriter as an in-process runtime would, from the same Settings (the writer
+commits the workers' rows through a RowStore, not events), and serves
 the workers' requests on SOCKET until SIGTERM or until its supervisor goes away.
 """
 
