@@ -2,8 +2,9 @@
 
 `serve` starts one writer process per database (whatever --workers says) before the HTTP workers and
 points them at its Unix socket (TELEMETRY_WRITER_SOCKET). The process runs the same GroupCommitWriter
-and repository as an in-process writer would, over the workers' rows rather than events (RowStore); the workers send rows and read answers on their event
-loops (app/repository/writer_client.py; the frames are in writer_protocol.py). SQLite's CPU moves to
+and repository as an in-process writer would, over the workers' rows rather than events (RowStore); the
+workers send rows and read answers on their event loops (app/repository/writer_client.py; the frames are
+in writer_protocol.py). SQLite's CPU moves to
 another core, and out of the workers' GIL.
 
 Lifecycle: the supervisor restarts the process when it dies (each worker answers its pending requests

@@ -20,12 +20,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from app.models import UserActionEvent
+from app.repository import writer_protocol as wire
 from app.repository.group_commit import GroupCommitWriter, WriteQueueFull
 from app.repository.port import AddResult, AddStatus, EventRepository, StorageUnavailable
 from app.repository.sqlite import SqliteEventRepository, table_row
 from app.repository.writer_client import SEND_AT, WriterClient
 from app.repository.writer_process import ReportedCommits, RowStore, WriterServer
-from app.repository import writer_protocol as wire
 from app.repository.writer_protocol import HEADER_BYTES, request, row_event
 from tests.support.event_strategies import NAME_TEXT, metadata, utc_moments
 from tests.unit.fakes import RecordingMetrics
@@ -105,7 +105,9 @@ def test_rows_with_whole_seconds_and_huge_integers_are_stored_as_in_process(tmp_
     direct = SqliteEventRepository(tmp_path / "direct.db")
     direct.add(events)
     direct.close()
-    query = "SELECT event_id, user_id, action, source, timestamp, received_at, sent_at, metadata FROM events ORDER BY seq"
+    query = (
+        "SELECT event_id, user_id, action, source, timestamp, received_at, sent_at, metadata FROM events ORDER BY seq"
+    )
     with sqlite3.connect(tmp_path / "events.db") as through, sqlite3.connect(tmp_path / "direct.db") as inline:
         assert through.execute(query).fetchall() == inline.execute(query).fetchall()
 
