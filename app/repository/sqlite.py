@@ -365,16 +365,12 @@ class SqliteEventRepository:
 
     @translate_errors
     def add(self, events: Sequence[UserActionEvent]) -> list[AddResult]:
-        self._check_file()
+        if self.add_new([table_row(e) for e in events]):  # the common case: every event is new
+            return [AddResult(AddStatus.ACCEPTED, event) for event in events]
+        # Some event_id is known already: start again, one event at a time, to tell which.
         conn = self._write_connection()
         self._begin_write(conn)
         try:
-            if _insert_rows(conn, [table_row(e) for e in events]) == len(events):  # the common case: all new
-                conn.execute("COMMIT")
-                return [AddResult(AddStatus.ACCEPTED, event) for event in events]
-            # Some event_id is known already: start again, one event at a time, to tell which.
-            conn.execute("ROLLBACK")
-            self._begin_write(conn)
             results = self._insert_one_by_one(conn, events)
             conn.execute("COMMIT")
         except BaseException:

@@ -4,8 +4,7 @@
 points them at its Unix socket (TELEMETRY_WRITER_SOCKET). The process runs the same GroupCommitWriter
 and repository as an in-process writer would, over the workers' rows rather than events (RowStore); the
 workers send rows and read answers on their event loops (app/repository/writer_client.py; the frames are
-in writer_protocol.py). SQLite's CPU moves to
-another core, and out of the workers' GIL.
+in writer_protocol.py). SQLite's CPU moves to another core, and out of the workers' GIL.
 
 Lifecycle: the supervisor restarts the process when it dies (each worker answers its pending requests
 with 503 and reconnects); SIGTERM (or the supervisor's stdin pipe closing: the service died) makes it
@@ -91,7 +90,7 @@ class ReportedCommits:
 
 class RowStore:
     """What the writer process commits: the workers' rows go into the events table as they came, with no
-    event built (orjson decodes a row, SQLite inserts it: a third of the CPU an event costs otherwise).
+    event built (orjson decodes a row, SQLite inserts it; docs/benchmarks.md, issue 16's sixth session).
     Only when some event_id is known already (a client's retry, rare) are the events built, and the
     repository's add() tells duplicates from conflicts, as it does in-process."""
 
