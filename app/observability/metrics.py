@@ -12,9 +12,31 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client import multiprocess as prom_multiprocess
 from prometheus_client.openmetrics import exposition as openmetrics
+
+# Multiprocess mode (serve --workers N): prometheus_client writes each value to this process's mmap file and,
+# before every write, asks which process it is in, to notice a fork. Its default asks os.getpid(), a system
+# call: under single POSTs that check was most of the metrics' cost, which took 12 % of a worker's py-spy
+# samples, 3 % without it (docs/benchmarks.md, issue 16's seventh session). The pid is kept here instead and
+# renewed in a forked child, so the check stays exact and costs a read.
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+def _process_id() -> int:
+    return _pid
+
+
+os.register_at_fork(after_in_child=_forked)
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # Chosen before any metric exists: every value made from here on uses it.
+    values.ValueClass = values.MultiProcessValue(process_identifier=_process_id)  # type: ignore[no-untyped-call]
 
 OTHER = "other"
 UNMATCHED_ROUTE = "unmatched"
