@@ -30,6 +30,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
 DEFAULT_HEADER_TIMEOUT_S = 10.0
+_uvicorn_log = logging.getLogger("uvicorn.error")  # where uvicorn's own bind_socket reports
 
 
 def default_max_connections() -> int:
@@ -69,9 +70,6 @@ class ServeConfig(Config):
         address = f"[{self.host}]" if family == socket.AF_INET6 else self.host
         _uvicorn_log.info("Uvicorn running on http://%s:%d (Press CTRL+C to quit)", address, sock.getsockname()[1])
         return sock
-
-
-_uvicorn_log = logging.getLogger("uvicorn.error")
 
 
 class ReusePortSocket(socket.socket):

@@ -33,9 +33,9 @@ def _process_id() -> int:
     return _pid
 
 
-os.register_at_fork(after_in_child=_forked)
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    # Chosen before any metric exists: every value made from here on uses it.
+    os.register_at_fork(after_in_child=_forked)
+    # Chosen before this module makes any metric: every value made from here on uses it.
     values.ValueClass = values.MultiProcessValue(process_identifier=_process_id)  # type: ignore[no-untyped-call]
 
 OTHER = "other"
