@@ -2,7 +2,8 @@
 
 prometheus_client picks its value class (in-memory or mmap file) when it is first imported, from
 PROMETHEUS_MULTIPROC_DIR; so the directory is chosen and emptied here, in the supervising process, before
-any worker starts and imports the app. /metrics then sums every worker's files (PrometheusMetrics.exposition).
+any worker starts and imports the app (whose metrics module then swaps in the same mmap value class with a
+fork check that makes no system call). /metrics then sums every worker's files (PrometheusMetrics.exposition).
 """
 
 from __future__ import annotations
