@@ -3,11 +3,14 @@
 In one run, side by side: the service (`python -m app serve`, default settings) and the reference app
 (bench/reference_app.py: bare FastAPI, same request model, no I/O) are loaded with wrk over loopback at
 32 connections, single-event POSTs and batches of 100, interleaved round by round; a raw sqlite3
-executemany of the same rows gives the storage limit. Then the same batch load against a database
-already holding 5 million events, and the service's RSS once it has ingested a million events.
+executemany of the same rows gives the storage limit, and a plain ASGI app under the same server
+(bench/floor_app.py) the HTTP server's own cost of a single POST, so that each app's share is the CPU
+above it. Then the same batch load against a database already holding 5 million events, and the service's
+RSS once it has ingested a million events.
 
 Every figure is the median over the rounds. Server CPU time per event is reported too: on a shared
-machine it stays meaningful when throughput does not.
+machine it stays meaningful when throughput does not. Ratios between servers are also given round by round
+(median, min and max of each round's ratio): a noisy host moves every server in a round together.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONNECTIONS = 32
 BATCH = 100
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+WRITER_MODULE = b"app.commands.writer"  # the writer process's command line: python -m app.commands.writer
 
 ACTIONS = ("page_view", "click", "signup", "purchase", "search", "logout")
 SOURCES = ("web", "ios", "android")
@@ -137,14 +141,22 @@ class Served:
 
     def cpu_s(self) -> float:
         """utime + stime of every thread of the server and of its live child processes (writer, workers)."""
-        total = 0
+        return self.cpu_split()[0]
+
+    def cpu_split(self) -> tuple[float, float]:
+        """(all processes, the writer process alone): CPU seconds, as cpu_s. The rest answers HTTP."""
+        total = writer = 0
         for pid in [self.proc.pid, *_descendants(self.proc.pid)]:
             try:
                 fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            total += int(fields[11]) + int(fields[12])
-        return total / CLK_TCK
+            ticks = int(fields[11]) + int(fields[12])
+            total += ticks
+            if WRITER_MODULE in command:
+                writer += ticks
+        return total / CLK_TCK, writer / CLK_TCK
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -185,6 +197,9 @@ class Run:
     errors: int  # non-2xx responses and socket errors
     cpu_us_per_event: float
     peak_rss_mb: float
+    # The processes answering HTTP (the worker or workers), without the writer process: the event loop's
+    # share, which bounds a single POST when the writer process has a core of its own.
+    http_cpu_us_per_event: float = 0.0
 
 
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
@@ -198,7 +213,7 @@ def _ms(text: str) -> float:
 
 
 def run_wrk(server: Served, path: str, script: Path, duration_s: float, events_per_request: int, load: str) -> Run:
-    cpu_before = server.cpu_s()
+    cpu_before, writer_before = server.cpu_split()
     out = subprocess.run(
         [
             "wrk",
@@ -216,7 +231,9 @@ def run_wrk(server: Served, path: str, script: Path, duration_s: float, events_p
         text=True,
         check=True,
     ).stdout
-    cpu = server.cpu_s() - cpu_before
+    cpu_after, writer_after = server.cpu_split()
+    cpu = cpu_after - cpu_before
+    http_cpu = cpu - (writer_after - writer_before)
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     seconds = _ms(re.search(r"requests in ([\d.]+\w+),", out).group(1)) / 1000  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
@@ -236,6 +253,7 @@ def run_wrk(server: Served, path: str, script: Path, duration_s: float, events_p
         errors=errors,
         cpu_us_per_event=cpu / max(events, 1) * 1e6,
         peak_rss_mb=server.peak_rss_bytes() / 2**20,
+        http_cpu_us_per_event=http_cpu / max(events, 1) * 1e6,
     )
 
 
@@ -251,6 +269,7 @@ def median_run(runs: list[Run]) -> Run:
         errors=sum(r.errors for r in runs),
         cpu_us_per_event=statistics.median(r.cpu_us_per_event for r in runs),
         peak_rss_mb=max(r.peak_rss_mb for r in runs),
+        http_cpu_us_per_event=statistics.median(r.http_cpu_us_per_event for r in runs),
     )
 
 
@@ -462,6 +481,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": info}
     try:
         reference = Served("reference", ["-m", "bench.reference_app"])
+        floor = Served("floor", ["-m", "bench.floor_app"])  # single POSTs only: the HTTP server's own cost
         svc = service(work / "empty.db")
         variants = []
         for number, text in enumerate(args.variant):
@@ -469,7 +489,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         try:
             for round_no in range(args.rounds):
                 for load, (path, per_request) in loads.items():
-                    for server in (reference, svc, *variants):
+                    for server in (reference, *([floor] if load == "single" else []), svc, *variants):
                         if args.profile and round_no == args.rounds - 1 and server is svc:
                             profile(server, args.duration - 1, args.profile.with_suffix(f".{load}.txt"))
                         run = run_wrk(server, path, scripts[load], args.duration, per_request, load)
@@ -491,11 +511,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         finally:
             svc.stop()
             reference.stop()
+            floor.stop()
             for variant in variants:
                 variant.stop()
 
         medians = {f"{t}/{load}": median_run(r) for (t, load), r in runs.items()}
         results["medians"] = {k: asdict(v) for k, v in medians.items()}
+        # Each round's events/s, in round order: servers loaded in the same round saw the same machine.
+        results["rounds"] = {f"{t}/{load}": [r.events_per_s for r in rs] for (t, load), rs in runs.items()}
         print("  raw sqlite3 executemany (synchronous=FULL)...", flush=True)
         raw = {size: raw_executemany(work, size, args.raw_events) for size in (BATCH, 2000)}
         results["raw_executemany_events_per_s"] = {f"{k}_rows_per_commit": round(v) for k, v in raw.items()}
@@ -549,6 +572,20 @@ def _count(db: Path) -> int:
         conn.close()
 
 
+def round_ratios(rounds: dict[str, list[float]], numerator: str, denominator: str) -> list[float]:
+    """numerator's events/s over denominator's, round by round (the two were loaded in the same round)."""
+    return [a / b for a, b in zip(rounds.get(numerator, []), rounds.get(denominator, []), strict=False) if b]
+
+
+def _by_round(out: dict[str, Any], name: str, values: list[float]) -> None:
+    """The median of the rounds' ratios and their range: on a noisy host the median of each server's own
+    rounds can pair one server's good round with another's bad one; the ratio within a round cannot."""
+    if values:
+        out[f"{name}_by_round_median"] = round(statistics.median(values), 3)
+        out[f"{name}_by_round_min"] = round(min(values), 3)
+        out[f"{name}_by_round_max"] = round(max(values), 3)
+
+
 def ratios(results: dict[str, Any]) -> dict[str, Any]:
     m = results["medians"]
     svc_single, ref_single = m["service/single"], m["reference/single"]
@@ -563,10 +600,22 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
         "batch_vs_raw_executemany_100": round(svc_batch["events_per_s"] / raw["100_rows_per_commit"], 3),
         "batch_vs_raw_executemany_2000": round(svc_batch["events_per_s"] / raw["2000_rows_per_commit"], 3),
     }
+    rounds = results.get("rounds", {})
+    _by_round(out, "single_vs_reference", round_ratios(rounds, "service/single", "reference/single"))
+    floor = m.get("floor/single")
+    if floor is not None:
+        # CPU a request above the HTTP server's own floor: the service's event loop (its writer process
+        # apart) against the reference's FastAPI route. Below 1: the service's app costs its loop less.
+        out["floor_single_cpu_us_per_event"] = round(floor["cpu_us_per_event"], 1)
+        above_reference = ref_single["cpu_us_per_event"] - floor["cpu_us_per_event"]
+        above_service = svc_single["http_cpu_us_per_event"] - floor["cpu_us_per_event"]
+        if above_reference > 0:
+            out["single_http_cpu_above_floor_vs_reference"] = round(above_service / above_reference, 3)
     for key, run in m.items():
         name, _, load = key.partition("/")
-        if name in ("service", "reference"):
+        if name in ("service", "reference", "floor"):
             continue
+        _by_round(out, f"{name}_{load}_vs_service", round_ratios(rounds, key, f"service/{load}"))
         if load == "single":
             out[f"{name}_single_throughput_vs_reference"] = round(run["events_per_s"] / ref_single["events_per_s"], 3)
             out[f"{name}_single_p99_vs_reference"] = round(run["p99_ms"] / ref_single["p99_ms"], 3)
@@ -587,7 +636,8 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
 def _fmt(run: Run) -> str:
     return (
         f"{run.events_per_s:>9,.0f} events/s  p50 {run.p50_ms:7.2f} ms  p99 {run.p99_ms:7.2f} ms  "
-        f"cpu {run.cpu_us_per_event:7.1f} us/event  peak RSS {run.peak_rss_mb:6.1f} MB  errors {run.errors}"
+        f"cpu {run.cpu_us_per_event:7.1f} us/event (http {run.http_cpu_us_per_event:6.1f})  "
+        f"peak RSS {run.peak_rss_mb:6.1f} MB  errors {run.errors}"
     )
 
 
@@ -634,8 +684,9 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
         f"wrk: 1 thread, {CONNECTIONS} connections, {args.duration} s per run, {args.rounds} rounds "
         "(reference and service alternate within each round); medians.",
         "",
-        "| target / load | events/s | requests/s | p50 ms | p99 ms | server CPU µs/event | peak RSS MB | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| target / load | events/s | requests/s | p50 ms | p99 ms | server CPU µs/event | of which HTTP processes "
+        "| peak RSS MB | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     rows = dict(results["medians"])
     if "full_db" in results:
@@ -646,7 +697,8 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
     for name, r in rows.items():
         lines.append(
             f"| {name} | {r['events_per_s']:,.0f} | {r['requests_per_s']:,.0f} | {r['p50_ms']:.1f} | "
-            f"{r['p99_ms']:.1f} | {r['cpu_us_per_event']:.1f} | {r['peak_rss_mb']:.1f} | {r['errors']} |"
+            f"{r['p99_ms']:.1f} | {r['cpu_us_per_event']:.1f} | {r.get('http_cpu_us_per_event', 0.0):.1f} | "
+            f"{r['peak_rss_mb']:.1f} | {r['errors']} |"
         )
     lines += ["", "| raw sqlite3 executemany, synchronous=FULL | events/s |", "|---|---:|"]
     for key, value in results["raw_executemany_events_per_s"].items():
