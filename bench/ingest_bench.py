@@ -697,7 +697,7 @@ def markdown(results: dict[str, Any], args: argparse.Namespace) -> str:
     for name, r in rows.items():
         lines.append(
             f"| {name} | {r['events_per_s']:,.0f} | {r['requests_per_s']:,.0f} | {r['p50_ms']:.1f} | "
-            f"{r['p99_ms']:.1f} | {r['cpu_us_per_event']:.1f} | {r.get('http_cpu_us_per_event', 0.0):.1f} | "
+            f"{r['p99_ms']:.1f} | {r['cpu_us_per_event']:.1f} | {r['http_cpu_us_per_event']:.1f} | "
             f"{r['peak_rss_mb']:.1f} | {r['errors']} |"
         )
     lines += ["", "| raw sqlite3 executemany, synchronous=FULL | events/s |", "|---|---:|"]
