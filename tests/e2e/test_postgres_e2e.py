@@ -28,12 +28,12 @@ from tests.routes import test_roundtrip_properties as roundtrip
 from tests.routes.test_event_routes import EVENT
 from tests.support.in_process import InProcessClient, in_process_app
 from tests.support.ingest_load import IngestLoad
-from tests.support.postgres import fresh_schema, url_with_schema
+from tests.support.postgres import POOL_DRAWS_RANDOM, fresh_schema, url_with_schema
 from tests.support.problems import assert_problem
 from tests.support.server import ServerProcess
 from tests.support.tcp_proxy import TcpProxy
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, POOL_DRAWS_RANDOM]
 StartServer = Callable[..., ServerProcess]
 
 

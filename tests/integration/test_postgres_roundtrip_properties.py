@@ -13,7 +13,9 @@ from app.repository.port import AddStatus
 from app.repository.postgres import PostgresEventRepository
 from app.services.event_limits import EventLimits, check_event
 from tests.integration.test_repository_roundtrip_properties import events, plain
-from tests.support.postgres import fresh_schema
+from tests.support.postgres import POOL_DRAWS_RANDOM, fresh_schema
+
+pytestmark = POOL_DRAWS_RANDOM
 
 
 @pytest.fixture(scope="module")

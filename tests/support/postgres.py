@@ -17,6 +17,14 @@ import pytest
 
 ADMIN_URL = os.environ.get("TELEMETRY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
+# Hypothesis takes any change of the global `random` state during a draw for a strategy that uses `random`, and
+# warns. psycopg_pool's own threads draw from it (a jitter on each new connection's lifetime) whenever a pool
+# grows, which can fall within a draw of a property test on PostgreSQL: a warning about the pool's threads, not
+# about our strategies, which the same tests on SQLite still check.
+POOL_DRAWS_RANDOM = pytest.mark.filterwarnings(
+    "ignore:Do not use the `random` module inside strategies:hypothesis.errors.HypothesisDeprecationWarning"
+)
+
 
 def server_answers() -> str | None:
     """None when the server answers, else the reason it does not."""
